@@ -1,0 +1,190 @@
+"""The job folder and the per-chunk task that every backend runs identically.
+
+Owns turning (job folder, JobConfig) into a :class:`Job`: the validated manifest, the chunk table,
+the materialized inputs (``chunks/rows-START.jsonl``, ``.condorkit/wrapper.sh``,
+``.condorkit/ckjob.py``) and, per chunk, a :class:`ChunkTask` with the exact wrapper arguments and
+input files. The submit template, the local backend and the dry-run all derive from the same
+``Job``, which is what makes the local run and a pool worker identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .chunking import Chunk, iter_chunks
+from .config import JobConfig
+from .errors import ConfigError
+from .manifest import ManifestInfo, Row, iter_rows, scan
+from .wrappers import ckjob
+
+STATE_DIR = ".condorkit"
+CHUNK_DIR = "chunks"
+WRAPPER = "wrapper.sh"
+CKJOB = "ckjob.py"
+START_MACRO = "$(start)"
+
+
+def rows_name(start: int | str) -> str:
+    return f"rows-{start}.jsonl"
+
+
+def results_name(start: int | str) -> str:
+    return f"results-{start}.json"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything one chunk needs, the same on a worker and locally."""
+
+    chunk: Chunk
+    key: str
+    inputs: tuple[Path, ...]
+    arguments: tuple[str, ...]
+    output: str
+    result_path: Path
+
+
+@dataclass(frozen=True)
+class Job:
+    """A prepared job folder: validated config and manifest, chunk table, materialized inputs."""
+
+    dir: Path
+    config: JobConfig
+    manifest: ManifestInfo
+    chunks: tuple[Chunk, ...]
+    keys: tuple[str, ...]
+    program: Path
+    wrapper: Path
+    ckjob: Path
+    bundle: Path | None
+    extra_inputs: tuple[Path, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(c.count for c in self.chunks)
+
+    @property
+    def results_dir(self) -> Path:
+        return self.dir / self.config.results_dir
+
+    @property
+    def log_dir(self) -> Path:
+        return self.dir / self.config.log_dir
+
+    def arguments(self, start: int | str) -> tuple[str, ...]:
+        """The wrapper's argument vector for the chunk starting at ``start`` (or a macro)."""
+        head: tuple[str, ...] = ("-b", self.bundle.name) if self.bundle else ()
+        return head + (self.program.name, rows_name(start), results_name(start))
+
+    def inputs(self, start: int | str) -> tuple[Path, ...]:
+        """The files transferred into the chunk's scratch folder (flat, by base name)."""
+        bundle = (self.bundle,) if self.bundle else ()
+        return (self.program, self.ckjob, self.dir / CHUNK_DIR / rows_name(start)
+                ) + self.extra_inputs + bundle
+
+    def task(self, chunk: Chunk) -> ChunkTask:
+        return ChunkTask(chunk, self.keys[chunk.index], self.inputs(chunk.start),
+                         self.arguments(chunk.start), results_name(chunk.start),
+                         self.results_dir / results_name(chunk.start))
+
+    def tasks(self) -> Iterator[ChunkTask]:
+        for c in self.chunks:
+            yield self.task(c)
+
+
+def _resolve(job_dir: Path, name: str, what: str, must_exist: bool = True) -> Path:
+    p = Path(name)
+    p = p if p.is_absolute() else job_dir / p
+    if must_exist and not p.is_file():
+        raise ConfigError(f"{what} {p} does not exist",
+                          f"create it, or set {what} in {job_dir / 'condorkit.toml'}")
+    return p.resolve() if must_exist else p
+
+
+def _install_resource(name: str, dest: Path) -> Path:
+    data = resources.files("condorkit.wrappers").joinpath(name).read_bytes()
+    if not dest.is_file() or dest.read_bytes() != data:
+        ckjob.atomic_write_bytes(str(dest), data)
+    os.chmod(dest, 0o755)
+    return dest
+
+
+def _options_hash(config: JobConfig, program: Path, extra: tuple[Path, ...],
+                  bundle: Path | None) -> str:
+    """Hash of everything besides the rows that changes a chunk's results."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"columns": list(config.columns), "program": program.name}).encode())
+    for p in (program, *extra):
+        h.update(p.name.encode() + b"\0" + file_sha256(p).encode())
+    if bundle is not None:
+        h.update(b"bundle\0" + bundle.name.encode())
+    return h.hexdigest()
+
+
+def _write_rows_file(path: Path, header: dict[str, object], lines: list[bytes]) -> None:
+    data = json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines)
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    ckjob.atomic_write_bytes(str(path), data)
+
+
+def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
+    """Validate the job and materialize its inputs (unless ``write`` is False).
+
+    Streams the manifest twice (a validating scan, then the split into rows files), so memory
+    does not grow with the manifest size.
+    """
+    job_dir = job_dir.resolve()
+    columns = config.column_spec()
+    manifest_path = _resolve(job_dir, config.manifest, "manifest")
+    program = _resolve(job_dir, config.program, "program")
+    extra = tuple(_resolve(job_dir, f, "input file") for f in config.input_files)
+    bundle = _resolve(job_dir, config.bundle, "bundle", must_exist=write) if config.bundle else None
+    names = [program.name, CKJOB, *(p.name for p in extra)] + ([bundle.name] if bundle else [])
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two transferred files share a base name: {names}",
+                          "rename one; a worker's scratch folder is flat")
+    info = scan(manifest_path, columns)
+    chunks = tuple(iter_chunks(info.rows, config.chunk, config.max_rows))
+    opts = _options_hash(config, program, extra, bundle)
+    state = job_dir / STATE_DIR
+    chunk_dir = job_dir / CHUNK_DIR
+    if write:
+        for d in (state, chunk_dir, job_dir / config.results_dir, job_dir / config.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+    keys = []
+    rows: Iterator[Row] = iter_rows(manifest_path, columns)
+    for c in chunks:
+        h = hashlib.sha256(opts.encode())
+        lines = []
+        for _ in range(c.count):
+            r = next(rows)
+            line = json.dumps(r.as_dict(columns), ensure_ascii=True, sort_keys=True).encode()
+            h.update(line)
+            lines.append(line + b"\n")
+        key = h.hexdigest()
+        keys.append(key)
+        if write:
+            header = {"format": ckjob.ROWS_FORMAT, "start": c.start, "count": c.count,
+                      "key": key, "columns": list(columns.names)}
+            _write_rows_file(chunk_dir / rows_name(c.start), header, lines)
+    wrapper = state / WRAPPER
+    ck = state / CKJOB
+    if write:
+        _install_resource(WRAPPER, wrapper)
+        _install_resource(CKJOB, ck)
+    return Job(job_dir, config, info, chunks, tuple(keys), program, wrapper, ck, bundle, extra)

@@ -1,0 +1,165 @@
+"""Pure quoting functions for the HTCondor submit language and the POSIX shell.
+
+Owns every rule for turning an arbitrary string into text that cannot change the meaning of a
+submit file or a shell command. Templates never quote by themselves; they receive values that
+went through these functions. Each function either returns a safe rendering or raises
+:class:`~condorkit.errors.QuotingError` saying why the value cannot be represented.
+
+Submit-language facts used here (HTCondor manual, "submit description file"):
+- a value is the rest of its line, with surrounding white space removed; a newline ends it;
+- ``$(NAME)`` expands a macro everywhere; a literal ``$`` is written ``$(DOLLAR)``;
+- the new ``arguments`` syntax is the whole list in double quotes; arguments are separated by
+  spaces; an argument containing spaces is put in single quotes; inside, ``''`` is a literal
+  single quote and ``""`` a literal double quote;
+- file lists (``transfer_input_files``) are separated by commas.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import QuotingError
+
+_LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\u0085\u2028\u2029]")
+_WS = " \t"
+
+
+def _no_breaks(value: str, what: str) -> None:
+    m = _LINE_BREAKS.search(value)
+    if m:
+        raise QuotingError(
+            f"{what} {value!r} contains a line break or NUL ({m.group()!r}); a submit file "
+            "cannot hold it", "remove the line break from the value")
+
+
+def escape_dollars(value: str, keep: tuple[str, ...] = ()) -> str:
+    """Make every ``$`` literal for the submit language, except the macros named in ``keep``.
+
+    ``keep=("start",)`` leaves each exact ``$(start)`` in place so it expands per job.
+    """
+    if not keep:
+        return value.replace("$", "$(DOLLAR)")
+    pattern = "|".join(re.escape(f"$({k})") for k in keep)
+    return "".join(p if re.fullmatch(pattern, p) else p.replace("$", "$(DOLLAR)")
+                   for p in re.split(f"({pattern})", value))
+
+
+def submit_value(value: str, what: str = "value", keep: tuple[str, ...] = ()) -> str:
+    """Render a plain submit-file value (right-hand side of ``key = value``) literally."""
+    value = str(value)
+    _no_breaks(value, what)
+    if value != value.strip(_WS):
+        raise QuotingError(f"{what} {value!r} starts or ends with white space, which the "
+                           "submit language strips", "remove the surrounding spaces")
+    if value == "":
+        raise QuotingError(f"{what} is empty", "give it a value")
+    return escape_dollars(value, keep)
+
+
+def submit_args(args: list[str] | tuple[str, ...], keep: tuple[str, ...] = ()) -> str:
+    """Render an argument vector in the new (double-quoted) ``arguments`` syntax."""
+    out = []
+    for a in args:
+        a = str(a)
+        _no_breaks(a, "argument")
+        body = a.replace('"', '""')
+        if body == "" or any(c in body for c in " \t'"):
+            body = "'" + body.replace("'", "''") + "'"
+        out.append(escape_dollars(body, keep))
+    return '"' + " ".join(out) + '"'
+
+
+def parse_submit_args(text: str) -> list[str]:
+    """Parse an expanded new-syntax ``arguments`` value back into an argument vector.
+
+    The inverse of :func:`submit_args` after macro expansion (``$(DOLLAR)`` already ``$``).
+    """
+    text = text.strip()
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise QuotingError(f"arguments {text!r} are not in the double-quoted syntax",
+                           'write arguments = "arg1 arg2"')
+    body = text[1:-1]
+    args: list[str] = []
+    cur: list[str] = []
+    have = False
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if c == '"':
+            if i + 1 < n and body[i + 1] == '"':
+                cur.append('"')
+                have = True
+                i += 2
+                continue
+            raise QuotingError(f"lone double quote in arguments {text!r}", 'write "" for "')
+        if c == "'":
+            have = True
+            i += 1
+            while True:
+                if i >= n:
+                    raise QuotingError(f"unterminated single quote in {text!r}", "close it")
+                if body[i] == "'":
+                    if i + 1 < n and body[i + 1] == "'":
+                        cur.append("'")
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                if body[i] == '"' and i + 1 < n and body[i + 1] == '"':
+                    cur.append('"')
+                    i += 2
+                    continue
+                cur.append(body[i])
+                i += 1
+            continue
+        if c in _WS:
+            if have:
+                args.append("".join(cur))
+                cur, have = [], False
+            i += 1
+            continue
+        cur.append(c)
+        have = True
+        i += 1
+    if have:
+        args.append("".join(cur))
+    return args
+
+
+def submit_file_list(paths: list[str] | tuple[str, ...], what: str = "file list",
+                     keep: tuple[str, ...] = ()) -> str:
+    """Render a comma-separated file list (``transfer_input_files`` and friends)."""
+    rendered = []
+    for p in paths:
+        p = str(p)
+        _no_breaks(p, what)
+        if p == "" or any(c in p for c in ", \t\"'"):
+            raise QuotingError(
+                f"file name {p!r} in {what} contains a comma, a space or a quote, which HTCondor "
+                "file lists cannot carry", "rename the file (letters, digits, - _ . / only)")
+        rendered.append(escape_dollars(p, keep))
+    return ", ".join(rendered)
+
+
+def submit_expr(expr: str, what: str = "expression") -> str:
+    """Check a ClassAd expression (``requirements``) fits on one line; ``$`` is kept literal."""
+    expr = str(expr).strip()
+    _no_breaks(expr, what)
+    if expr.count('"') % 2:
+        raise QuotingError(f"{what} {expr!r} has an unbalanced double quote", "balance it")
+    return escape_dollars(expr)
+
+
+def shell_quote(value: str) -> str:
+    """Quote a string as one POSIX shell word (single quotes; ``'`` becomes ``'\\''``)."""
+    value = str(value)
+    if "\x00" in value:
+        raise QuotingError("a shell word cannot contain NUL", "remove the NUL byte")
+    if value and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", value):
+        return value
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def shell_join(args: list[str] | tuple[str, ...]) -> str:
+    """Quote each argument and join them into one shell command line."""
+    return " ".join(shell_quote(a) for a in args)
