@@ -37,11 +37,21 @@ def escape_dollars(value: str, keep: tuple[str, ...] = ()) -> str:
 
     ``keep=("start",)`` leaves each exact ``$(start)`` in place so it expands per job.
     """
+    if "$$" in value or "$(DOLLAR)" in value:
+        # HTCondor re-reads the expansion of $(DOLLAR): `$$` would become a match-time
+        # reference and `$(DOLLAR)(DOLLAR)` a single `$`, so these cannot be written literally.
+        raise QuotingError(f"{value!r} contains `$$` or `$(DOLLAR)`, which a submit file "
+                           "cannot hold literally", "rename the file or folder, or change the value")
     if not keep:
-        return value.replace("$", "$(DOLLAR)")
-    pattern = "|".join(re.escape(f"$({k})") for k in keep)
-    return "".join(p if re.fullmatch(pattern, p) else p.replace("$", "$(DOLLAR)")
-                   for p in re.split(f"({pattern})", value))
+        out = value.replace("$", "$(DOLLAR)")
+    else:
+        pattern = "|".join(re.escape(f"$({k})") for k in keep)
+        out = "".join(p if re.fullmatch(pattern, p) else p.replace("$", "$(DOLLAR)")
+                      for p in re.split(f"({pattern})", value))
+    if "$(DOLLAR)$(" in out:
+        raise QuotingError(f"{value!r} has a literal `$` right before a macro",
+                           "rename the value so that no `$` precedes $(start)")
+    return out
 
 
 def submit_value(value: str, what: str = "value", keep: tuple[str, ...] = ()) -> str:
@@ -143,8 +153,8 @@ def submit_file_list(paths: list[str] | tuple[str, ...], what: str = "file list"
 
 def submit_expr(expr: str, what: str = "expression") -> str:
     """Check a ClassAd expression (``requirements``) fits on one line; ``$`` is kept literal."""
-    expr = str(expr).strip()
-    _no_breaks(expr, what)
+    _no_breaks(str(expr), what)
+    expr = str(expr).strip(_WS)
     if expr.count('"') % 2:
         raise QuotingError(f"{what} {expr!r} has an unbalanced double quote", "balance it")
     return escape_dollars(expr)

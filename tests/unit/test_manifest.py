@@ -1,0 +1,101 @@
+"""Manifest parsing: formats accepted, errors that name file and line, stable row numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from condorkit.errors import ConfigError, ManifestError
+from condorkit.manifest import PHOTODEMO_COLUMNS, Columns, iter_rows, scan
+
+
+def write(tmp_path: Path, data: bytes, name: str = "manifest.txt") -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def test_rows_are_numbered_from_one_skipping_blank_and_comments(tmp_path: Path) -> None:
+    p = write(tmp_path, b"# header\n\nhttp://h/a.jpg 1880\n   \n# c\n/x/b.jpg 2001\n")
+    rows = list(iter_rows(p))
+    assert [(r.row, r.line, r.values) for r in rows] == [
+        (1, 3, ("http://h/a.jpg", 1880)), (2, 6, ("/x/b.jpg", 2001))]
+
+
+def test_crlf_bom_tabs_and_non_ascii_are_accepted(tmp_path: Path) -> None:
+    p = write(tmp_path, "\ufeffhttp://h/ä.jpg\t1919\r\nfile:///tmp/%20x.jpg  2015\r\n"
+              .encode("utf-8"))
+    rows = list(iter_rows(p))
+    assert [r.values for r in rows] == [("http://h/ä.jpg", 1919), ("file:///tmp/%20x.jpg", 2015)]
+
+
+def test_last_line_without_newline(tmp_path: Path) -> None:
+    assert scan(write(tmp_path, b"a.jpg 1\nb.jpg 2")).rows == 2
+
+
+@pytest.mark.parametrize("line, expect", [
+    (b"http://h/a.jpg\n", "expected 2 field(s)"),
+    (b"/my photos/a.jpg 1999\n", "found 3"),
+    (b"http://h/a.jpg 19x9\n", "year must be an integer"),
+    (b"ftp://h/a.jpg 1999\n", "unsupported URL scheme 'ftp'"),
+    (b"http://h/a\x01.jpg 1999\n", "control character"),
+    (b"http://h/\xff.jpg 1999\n", "not valid UTF-8"),
+])
+def test_malformed_line_names_file_and_line(tmp_path: Path, line: bytes, expect: str) -> None:
+    p = write(tmp_path, b"# ok\nhttp://h/ok.jpg 1900\n" + line)
+    with pytest.raises(ManifestError) as info:
+        scan(p)
+    assert info.value.line == 3
+    assert str(info.value).startswith(f"{p}:3: ") and expect in str(info.value)
+    assert info.value.hint
+
+
+def test_space_in_path_hint_mentions_file_url(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError) as info:
+        scan(write(tmp_path, b"/my photos/a.jpg 1999\n"))
+    assert "file://" in info.value.hint and "%20" in info.value.hint
+
+
+def test_empty_manifest_is_an_error_unless_allowed(tmp_path: Path) -> None:
+    p = write(tmp_path, b"# nothing here\n\n")
+    with pytest.raises(ManifestError, match="no data rows"):
+        scan(p)
+    assert scan(p, allow_empty=True).rows == 0
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="cannot read manifest"):
+        scan(tmp_path / "nope.txt")
+
+
+def test_same_url_twice_gives_two_rows(tmp_path: Path) -> None:
+    assert scan(write(tmp_path, b"a.jpg 1\na.jpg 1\n")).rows == 2
+
+
+def test_hash_changes_when_a_row_changes(tmp_path: Path) -> None:
+    a = scan(write(tmp_path, b"a.jpg 1\nb.jpg 2\n", "a.txt")).sha256
+    b = scan(write(tmp_path, b"a.jpg 1\nb.jpg 3\n", "b.txt")).sha256
+    c = scan(write(tmp_path, b"# same rows, other comments\na.jpg 1\r\nb.jpg 2\n", "c.txt")).sha256
+    assert a != b and a == c
+
+
+def test_generic_columns(tmp_path: Path) -> None:
+    cols = Columns.parse(["item"])
+    rows = list(iter_rows(write(tmp_path, b"x\ny\n"), cols))
+    assert [r.as_dict(cols) for r in rows] == [
+        {"row": 1, "line": 1, "item": "x"}, {"row": 2, "line": 2, "item": "y"}]
+    assert PHOTODEMO_COLUMNS.spec() == ["url:url", "year:int"]
+
+
+@pytest.mark.parametrize("spec", [[], ["row"], ["a:float"], ["a", "a"], ["Bad-Name"]])
+def test_bad_column_specs(spec: list[str]) -> None:
+    with pytest.raises(ConfigError):
+        Columns.parse(spec)
+
+
+def test_real_photodemo_manifest_if_present() -> None:
+    real = Path(__file__).resolve().parents[3] / "shared" / "data" / "photodemo-manifest.txt"
+    if not real.is_file():
+        pytest.skip("the shared photodemo manifest is not beside this checkout")
+    assert scan(real).rows == 5576
