@@ -48,9 +48,6 @@ def escape_dollars(value: str, keep: tuple[str, ...] = ()) -> str:
         pattern = "|".join(re.escape(f"$({k})") for k in keep)
         out = "".join(p if re.fullmatch(pattern, p) else p.replace("$", "$(DOLLAR)")
                       for p in re.split(f"({pattern})", value))
-    if "$(DOLLAR)$(" in out:
-        raise QuotingError(f"{value!r} has a literal `$` right before a macro",
-                           "rename the value so that no `$` precedes $(start)")
     return out
 
 

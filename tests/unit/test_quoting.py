@@ -76,8 +76,8 @@ def test_unrepresentable_dollars_are_refused(bad: str) -> None:
     for fn in (submit_value, lambda v: submit_args([v])):
         with pytest.raises(QuotingError, match="DOLLAR"):
             fn(bad)
-    with pytest.raises(QuotingError, match="before a macro"):
-        submit_args(["x$$(start)"[:2] + "$(start)"], keep=("start",))
+    with pytest.raises(QuotingError, match="DOLLAR"):  # a `$` right before a kept macro
+        submit_args(["x$" + "$(start)"], keep=("start",))
 
 
 @pytest.mark.parametrize("bad", ["a,b", "a b", "x'y", 'x"y', ""])
