@@ -32,6 +32,13 @@ def _no_breaks(value: str, what: str) -> None:
             "cannot hold it", "remove the line break from the value")
 
 
+def _no_continuation(rendered: str, what: str) -> str:
+    if rendered.endswith("\\"):
+        raise QuotingError(f"{what} {rendered!r} ends with a backslash, which the submit "
+                           "language reads as a line continuation", "remove the final backslash")
+    return rendered
+
+
 def escape_dollars(value: str, keep: tuple[str, ...] = ()) -> str:
     """Make every ``$`` literal for the submit language, except the macros named in ``keep``.
 
@@ -60,7 +67,7 @@ def submit_value(value: str, what: str = "value", keep: tuple[str, ...] = ()) ->
                            "submit language strips", "remove the surrounding spaces")
     if value == "":
         raise QuotingError(f"{what} is empty", "give it a value")
-    return escape_dollars(value, keep)
+    return _no_continuation(escape_dollars(value, keep), what)
 
 
 def submit_args(args: list[str] | tuple[str, ...], keep: tuple[str, ...] = ()) -> str:
@@ -145,7 +152,7 @@ def submit_file_list(paths: list[str] | tuple[str, ...], what: str = "file list"
                 f"file name {p!r} in {what} contains a comma, a space or a quote, which HTCondor "
                 "file lists cannot carry", "rename the file (letters, digits, - _ . / only)")
         rendered.append(escape_dollars(p, keep))
-    return ", ".join(rendered)
+    return _no_continuation(", ".join(rendered), what)
 
 
 def submit_expr(expr: str, what: str = "expression") -> str:
@@ -154,7 +161,7 @@ def submit_expr(expr: str, what: str = "expression") -> str:
     expr = str(expr).strip(_WS)
     if expr.count('"') % 2:
         raise QuotingError(f"{what} {expr!r} has an unbalanced double quote", "balance it")
-    return escape_dollars(expr)
+    return _no_continuation(escape_dollars(expr), what)
 
 
 def shell_quote(value: str) -> str:

@@ -48,6 +48,10 @@ def test_any_arguments_round_trip_through_htcondor(args: list[str]) -> None:
 @settings(max_examples=100, deadline=None)
 @given(safe_text.filter(lambda s: s == s.strip(" \t") and s != ""))
 def test_values_are_literal_after_htcondor_expansion(value: str) -> None:
+    if value.endswith("\\"):
+        with pytest.raises(QuotingError, match="continuation"):
+            submit_value(value)
+        return
     htcondor = _htcondor()
     sub = htcondor.Submit(f"executable = /bin/true\nmy_value = {submit_value(value)}\nqueue\n")
     assert sub.expand("my_value") == value
@@ -86,8 +90,8 @@ def test_file_lists_refuse_separators(bad: str) -> None:
         submit_file_list([bad])
 
 
-def test_value_whitespace_and_empty_refused() -> None:
-    for bad in (" lead", "trail ", ""):
+def test_value_whitespace_empty_and_continuation_refused() -> None:
+    for bad in (" lead", "trail ", "", "ends\\"):
         with pytest.raises(QuotingError):
             submit_value(bad)
 
