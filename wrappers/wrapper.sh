@@ -17,9 +17,24 @@
 #   94  bundle built for another architecture or C library
 #   95  PROGRAM not found in the scratch folder
 #   96  PROGRAM exited 0 but OUT is missing or empty
+# On a non-zero exit an empty OUT is left behind if the program wrote none (see ensure_out).
 set -eu
 
 die() { code=$1; shift; echo "condorkit-wrapper: error: $*" >&2; exit "$code"; }
+
+# On any failure leave an EMPTY OUT behind (if the program wrote none): HTCondor puts a job whose
+# listed output file is missing on hold instead of recording its exit code and retrying it
+# (max_retries). An empty file is never valid results, so nothing mistakes it for a result.
+out=""
+ensure_out() {
+    rc=$?
+    case "$out" in
+        "" | */*) ;;  # unknown yet, or not a plain name in the scratch folder: leave it alone
+        *) if [ "$rc" -ne 0 ] && [ ! -e "$out" ]; then : > "$out" 2>/dev/null || true; fi ;;
+    esac
+    exit "$rc"
+}
+trap ensure_out EXIT
 
 bundle=""
 if [ "${1:-}" = "-b" ]; then
