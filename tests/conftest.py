@@ -1,0 +1,52 @@
+"""Shared pytest fixtures. Each block below is owned by one part of the project; add new
+fixtures in a block of their own rather than editing another block."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.httpserver import FaultyServer  # tests/ is on sys.path (rootdir conftest)
+
+from condorkit.demo import CorpusFile, write_corpus
+
+# ============================================================================ test data (demo)
+# photo_corpus: 12 small photo-like JPEGs of mixed variants (generated once per session).
+# http_server: a factory for real, misbehaving HTTP servers (tests/support/httpserver.py).
+
+PHOTO_CORPUS_VARIANTS = ("rgb", "gray", "progressive", "exif-rotated", "cmyk", "rgb")
+PHOTO_CORPUS_SIZES = ((320, 240), (240, 320), (400, 300))
+
+
+@pytest.fixture(scope="session")
+def photo_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[CorpusFile, ...]:
+    """12 small photo-like JPEGs (rgb, gray, progressive, exif-rotated, cmyk), read-only.
+
+    All files live in one folder (``photo_corpus[0].path.parent``); years include 2001 and 2015.
+    Tests must not modify them: copy a file to ``tmp_path`` first.
+    """
+    folder = tmp_path_factory.mktemp("photo_corpus")
+    files = write_corpus(folder, 12, sizes=PHOTO_CORPUS_SIZES, seed=2024,
+                         variants=PHOTO_CORPUS_VARIANTS)
+    return tuple(files)
+
+
+@pytest.fixture
+def http_server() -> Iterator[Callable[..., FaultyServer]]:
+    """Factory: ``http_server(folder, latency_s=0, slow_s=1, stall_s=30, huge_bytes=...)``
+    starts a FaultyServer on 127.0.0.1 serving ``folder``; all are closed after the test."""
+    servers: list[FaultyServer] = []
+
+    def start(root: str | Path, **options: Any) -> FaultyServer:
+        server = FaultyServer(root, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+# ======================================================================== end test data (demo)
