@@ -487,3 +487,35 @@ def make_demo_job(folder: str | Path, n_images: int = 24, seed: int = 0, *,
     manifest = job / "manifest.txt"
     write_manifest(manifest, files)
     return DemoJob(job, images, manifest, tuple(files))
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    """A ready-to-run photodemo job folder (see :func:`setup_photodemo`)."""
+
+    folder: Path
+    n_images: int
+    manifest: Path
+    program: Path
+    project_file: Path
+
+
+def setup_photodemo(folder: str | Path, n_images: int = 120, seed: int = 0,
+                    chunk: int = 20) -> DemoSetup:
+    """Create a complete photodemo job folder: images, manifest, program and condorkit.toml.
+
+    The program and the project file are the packaged ``condorkit.examples.photodemo`` ones;
+    ``chunk`` replaces the example's chunk size so a small demo still spreads over the cores.
+    """
+    from importlib import resources
+
+    made = make_demo_job(folder, n_images, seed)
+    example = resources.files("condorkit.examples.photodemo")
+    program = made.folder / "luminance.py"
+    program.write_bytes(example.joinpath("luminance.py").read_bytes())
+    toml = example.joinpath("condorkit.toml").read_text(encoding="utf-8")
+    toml = "\n".join(f"chunk = {int(chunk)}" if line.startswith("chunk =") else line
+                     for line in toml.splitlines()) + "\n"
+    project = made.folder / "condorkit.toml"
+    project.write_text(toml, encoding="utf-8")
+    return DemoSetup(made.folder, len(made.files), made.manifest, program, project)
