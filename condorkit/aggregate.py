@@ -1,0 +1,560 @@
+"""Aggregating results files into one coverage report and the chart page ``scatter.html``.
+
+Owns counting (which rows have a value, an error, a duplicate, or nothing), and writing the page:
+the packaged header fragment, the data, the packaged footer fragment (``condorkit.html``).
+
+Rules:
+- rows are 1..expected (``expected`` is the manifest's data-row count; when not given, the
+  highest row seen);
+- a row seen twice (a retry, a speculative copy) counts once; a value beats an error (a retry
+  that worked); between two values the first one read wins and a disagreement is recorded;
+- an invalid file (see :mod:`condorkit.results`) counts none of its rows;
+- files are read in the order given (folders expand to their ``results-N.json`` in order of N).
+
+Memory: files are read one at a time; per row the collector keeps one flag byte and two doubles
+(x, y), plus labels only while the page can still show single points. The library never prints;
+the CLI renders :class:`AggregateReport`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import re
+import threading
+from array import array
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from condorkit.wrappers import ckjob
+
+from .errors import ResultsError
+from .results import ResultsFile, find_results, load_results
+
+ERROR_SAMPLE = 100
+CONFLICT_SAMPLE = 100
+DENSITY_THRESHOLD = 20_000
+MAX_ROWS = 100_000_000
+MISSING_RANGES_SHOWN = 50
+DENSITY_COLUMNS = 100
+DENSITY_ROWS = 60
+DEFAULT_TITLE = "Photograph archive: year vs. luminance"
+PARALLEL_MIN_FILES = 400
+BATCH_FILES = 25
+
+_VAL, _ERR, _DUP = 1, 2, 4
+_ABSENT = re.compile(rb"\x00+")
+_VALUED = re.compile(rb"[\x01\x05]+")
+
+
+@dataclass(frozen=True)
+class AggregateReport:
+    """What aggregation found. ``found + errors + missing_count == expected``."""
+
+    expected: int
+    expected_given: bool
+    found: int
+    errors: int
+    error_samples: tuple[tuple[int, str | None, str], ...]
+    duplicates: int
+    conflicts: int
+    conflict_samples: tuple[tuple[int, str, str, str], ...]
+    invalid_files: tuple[tuple[str, str], ...]
+    files_read: int
+    missing: str
+    missing_count: int
+    out_of_range: int
+    points: int
+    html: Path
+    density_mode: bool
+
+    @property
+    def complete(self) -> bool:
+        """Every expected row has a value or a recorded error."""
+        return self.missing_count == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (for ``--json``): the fields as they are, tuples as lists
+        (``invalid_files`` is ``[[path, problem], ...]``, ``error_samples`` is
+        ``[[row, url, error], ...]``, ``conflict_samples`` is ``[[row, kept, other, file], ...]``),
+        plus ``complete``."""
+        return {
+            "expected": self.expected,
+            "expected_given": self.expected_given,
+            "found": self.found,
+            "errors": self.errors,
+            "error_samples": [list(t) for t in self.error_samples],
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "conflict_samples": [list(t) for t in self.conflict_samples],
+            "invalid_files": [list(t) for t in self.invalid_files],
+            "files_read": self.files_read,
+            "missing": self.missing,
+            "missing_count": self.missing_count,
+            "out_of_range": self.out_of_range,
+            "points": self.points,
+            "html": str(self.html),
+            "density_mode": self.density_mode,
+            "complete": self.complete,
+        }
+
+
+@dataclass(frozen=True)
+class _Compact:
+    """One results file reduced to what aggregation needs (cheap to pass between processes).
+
+    ``ok[i]`` is 1 when record i has numeric, finite x and y and no error; ``errors`` maps the
+    row of every other record to its (label, reason); ``labels`` is None unless asked for.
+    """
+
+    path: str
+    problems: tuple[str, ...]
+    end: int | None
+    rows: array
+    xs: array
+    ys: array
+    ok: bytes
+    errors: dict[int, tuple[str | None, str]]
+    labels: tuple[str | None, ...] | None
+
+
+def _compact(rf: ResultsFile, fields: tuple[str, str, str], want_labels: bool) -> _Compact:
+    xf, yf, lf = fields
+    rows, xs, ys = array("q"), array("d"), array("d")
+    ok = bytearray()
+    errors: dict[int, tuple[str | None, str]] = {}
+    labels: list[str | None] | None = [] if want_labels else None
+    if rf.valid:
+        for rec in rf.records:
+            row = rec["row"]
+            err = rec.get("error")
+            x: Any = rec.get(xf)
+            y: Any = rec.get(yf)
+            good = (err is None and type(x) in (int, float) and type(y) in (int, float)
+                    and x - x == 0 and y - y == 0)
+            rows.append(row)
+            if good:
+                xs.append(x)
+                ys.append(y)
+                ok.append(1)
+            else:
+                xs.append(0.0)
+                ys.append(0.0)
+                ok.append(0)
+                label = rec.get(lf)
+                if err is None:
+                    err = f"no numeric {xf!r} and {yf!r} in the record"
+                errors[row] = (label if isinstance(label, str) else None, str(err))
+            if labels is not None:
+                label = rec.get(lf)
+                labels.append(label if isinstance(label, str) else None)
+    return _Compact(str(rf.path), rf.problems, rf.end, rows, xs, ys, bytes(ok), errors,
+                    tuple(labels) if labels is not None else None)
+
+
+def _load_batch(paths: Sequence[Path], fields: tuple[str, str, str],
+                want_labels: bool) -> list[_Compact]:
+    return [_compact(load_results(p, legacy_fields=fields[:2]), fields, want_labels)
+            for p in paths]
+
+
+@dataclass
+class _Collector:
+    """Compact per-row state: one flag byte and two doubles per row."""
+
+    expected: int | None
+    threshold: int
+    flags: bytearray = field(default_factory=bytearray)
+    xs: array = field(default_factory=lambda: array("d"))
+    ys: array = field(default_factory=lambda: array("d"))
+    labels: dict[int, str] | None = field(default_factory=dict)
+    errs: dict[int, tuple[str | None, str]] = field(default_factory=dict)
+    conflict_samples: list[tuple[int, str, str, str]] = field(default_factory=list)
+    found: int = 0
+    errors: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    out_of_range: int = 0
+    x_all_int: bool = True
+
+    def __post_init__(self) -> None:
+        if self.expected is not None:
+            self._grow(self.expected)
+
+    def _grow(self, last_row: int) -> None:
+        have = len(self.flags)
+        want = last_row + 1
+        if want <= have:
+            return
+        if self.expected is None:
+            want = max(want, 2 * have)
+        extra = want - have
+        self.flags.extend(bytes(extra))
+        self.xs.frombytes(bytes(8 * extra))
+        self.ys.frombytes(bytes(8 * extra))
+
+    def add(self, c: _Compact) -> None:
+        """Count one valid file's records."""
+        if self.expected is None and c.end is not None:
+            self._grow(c.end)
+        limit = self.expected if self.expected is not None else len(self.flags) - 1
+        flags, xs, ys = self.flags, self.xs, self.ys
+        labels = c.labels
+        for i, row, x, y, good in zip(range(len(c.rows)), c.rows, c.xs, c.ys, c.ok,
+                                      strict=True):
+            if row < 1 or row > limit:
+                self.out_of_range += 1
+                continue
+            st = flags[row]
+            if st:
+                if not st & _DUP:
+                    flags[row] = st | _DUP
+                    self.duplicates += 1
+                if st & _VAL:
+                    if good and (xs[row] != x or ys[row] != y):
+                        self._conflict(row, x, y, c.path)
+                    continue
+                if not good:
+                    continue
+                # a retry produced the value that an earlier copy recorded as an error
+                self.errors -= 1
+                self.errs.pop(row, None)
+                flags[row] = _VAL | _DUP
+            elif good:
+                flags[row] = _VAL
+            else:
+                flags[row] = _ERR
+                self.errors += 1
+                if len(self.errs) < ERROR_SAMPLE:
+                    self.errs[row] = c.errors[row]
+                continue
+            self.found += 1
+            xs[row] = x
+            ys[row] = y
+            if self.x_all_int and not x.is_integer():
+                self.x_all_int = False
+            if self.labels is not None:
+                if self.found > self.threshold:
+                    self.labels = None
+                elif labels is not None and labels[i] is not None:
+                    self.labels[row] = labels[i]  # type: ignore[assignment]
+
+    def _conflict(self, row: int, x: float, y: float, path: str) -> None:
+        self.conflicts += 1
+        if len(self.conflict_samples) < CONFLICT_SAMPLE:
+            kept = f"{self.xs[row]:g}, {self.ys[row]:g}"
+            self.conflict_samples.append((row, kept, f"{x:g}, {y:g}", path))
+
+    def last_row(self) -> int:
+        if self.expected is not None:
+            return self.expected
+        nz = len(self.flags.rstrip(b"\x00"))
+        return max(nz - 1, 0)
+
+    def missing(self, last: int) -> tuple[str, int]:
+        ranges: list[str] = []
+        total = 0
+        runs = 0
+        for m in _ABSENT.finditer(self.flags, 1, last + 1):
+            a, b = m.start(), m.end() - 1
+            total += b - a + 1
+            runs += 1
+            if len(ranges) < MISSING_RANGES_SHOWN:
+                ranges.append(str(a) if a == b else f"{a}-{b}")
+        text = ", ".join(ranges)
+        if runs > MISSING_RANGES_SHOWN:
+            text += f", ... ({runs - MISSING_RANGES_SHOWN} more ranges)"
+        return text, total
+
+    def valued_runs(self, last: int) -> Iterable[tuple[int, int]]:
+        for m in _VALUED.finditer(self.flags, 1, last + 1):
+            yield m.start(), m.end()
+
+
+def _expand(paths: Iterable[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        out.extend(find_results(path) if path.is_dir() else [path])
+    return out
+
+
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _iter_compact(paths: list[Path], fields: tuple[str, str, str], workers: int,
+                  col: _Collector) -> Iterator[_Compact]:
+    """Load files in the order given; with many files, parse and check them in workers.
+
+    Workers are forked (only from a single-threaded process, where forking is safe; a caller
+    with threads reads in-process). At most ``2 * workers`` batches are in flight, so memory
+    stays bounded however many files there are.
+    """
+    if (workers <= 1 or len(paths) < PARALLEL_MIN_FILES or threading.active_count() > 1
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        for p in paths:
+            yield _compact(load_results(p, legacy_fields=fields[:2]), fields,
+                           col.labels is not None)
+        return
+    batches = [paths[i:i + BATCH_FILES] for i in range(0, len(paths), BATCH_FILES)]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: deque[Future[list[_Compact]]] = deque()
+        todo = iter(batches)
+        for batch in todo:
+            pending.append(pool.submit(_load_batch, batch, fields, True))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(_load_batch, nxt, fields, col.labels is not None))
+            yield from done
+
+
+def aggregate(
+    paths: Iterable[str | Path],
+    *,
+    expected_rows: int | None,
+    out_html: Path,
+    allow_missing: bool = False,
+    title: str = DEFAULT_TITLE,
+    x_field: str = "year",
+    y_field: str = "luminance",
+    label_field: str = "url",
+    density_threshold: int = DENSITY_THRESHOLD,
+    workers: int | None = None,
+) -> AggregateReport:
+    """Read every results file (streaming), count coverage, write ``out_html``.
+
+    ``paths`` are results files or folders holding ``results-N.json``. ``expected_rows`` is the
+    manifest's data-row count (rows 1..expected); None means "the highest row seen".
+    ``allow_missing`` only changes the page's wording: the CLI decides the exit code from
+    :attr:`AggregateReport.complete`. Raises :class:`ResultsError` when no file is given.
+    ``workers``: processes that parse and check files when there are many (default: one per
+    available core; 1 reads everything in this process).
+    """
+    if expected_rows is not None and not 0 <= expected_rows <= MAX_ROWS:
+        raise ResultsError(f"expected rows must be 0..{MAX_ROWS}, not {expected_rows}",
+                           "pass the manifest's data-row count")
+    files_list = _expand(paths)
+    if not files_list:
+        raise ResultsError("no results files to aggregate",
+                           "run the jobs first, or point at the job's results/ folder")
+    col = _Collector(expected_rows, density_threshold)
+    invalid: list[tuple[str, str]] = []
+    nworkers = _default_workers() if workers is None else workers
+    for c in _iter_compact(files_list, (x_field, y_field, label_field), nworkers, col):
+        if c.problems:
+            invalid.append((c.path, "; ".join(c.problems)))
+        elif expected_rows is None and c.end is not None and c.end > MAX_ROWS:
+            invalid.append((c.path, f"rows beyond {MAX_ROWS:,}; pass the expected row count"))
+        else:
+            col.add(c)
+    last = col.last_row()
+    missing_text, missing_count = col.missing(last)
+    density = col.found > density_threshold
+    report = AggregateReport(
+        expected=last,
+        expected_given=expected_rows is not None,
+        found=col.found,
+        errors=col.errors,
+        error_samples=tuple((r, u, e) for r, (u, e) in sorted(col.errs.items())),
+        duplicates=col.duplicates,
+        conflicts=col.conflicts,
+        conflict_samples=tuple(col.conflict_samples),
+        invalid_files=tuple(invalid),
+        files_read=len(files_list),
+        missing=missing_text,
+        missing_count=missing_count,
+        out_of_range=col.out_of_range,
+        points=col.found,
+        html=Path(out_html),
+        density_mode=density,
+    )
+    data = _chart_data(col, last, report, title, density, (x_field, y_field))
+    page = render_page(data, report, title=title, allow_missing=allow_missing)
+    ckjob.atomic_write_bytes(str(out_html), page.encode("utf-8"))
+    return report
+
+
+# ---------------------------------------------------------------- chart data
+
+
+def nice_axis(lo: float, hi: float, *, integer: bool = False,
+              target: int = 10) -> dict[str, Any]:
+    """An axis covering [lo, hi] with a little padding and round tick marks."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        lo, hi = 0.0, 1.0
+    if lo == hi:
+        pad = max(abs(lo) * 0.05, 1.0 if integer else 0.05)
+    else:
+        pad = (hi - lo) * 0.03
+    lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / target
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = mag * 10
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if integer and m == 2.5:
+            continue
+        if (hi - lo) / (m * mag) <= target:
+            step = m * mag
+            break
+    if integer:
+        step = max(1.0, round(step))
+    amin = math.floor(lo / step) * step
+    amax = math.ceil(hi / step) * step
+    n = int(round((amax - amin) / step))
+    digits = max(0, -int(math.floor(math.log10(step))) + 1) if step < 1 else 0
+    ticks = [round(amin + i * step, digits + 2) for i in range(n + 1)]
+    return {"min": ticks[0], "max": ticks[-1], "ticks": ticks}
+
+
+def _chart_data(col: _Collector, last: int, report: AggregateReport, title: str,
+                density: bool, fields: tuple[str, str]) -> dict[str, Any]:
+    xs, ys = col.xs, col.ys
+    runs = list(col.valued_runs(last))
+    if runs:
+        xlo = min(min(xs[a:b]) for a, b in runs)
+        xhi = max(max(xs[a:b]) for a, b in runs)
+        ylo = min(min(ys[a:b]) for a, b in runs)
+        yhi = max(max(ys[a:b]) for a, b in runs)
+    else:
+        xlo, xhi, ylo, yhi = 0.0, 1.0, 0.0, 1.0
+    ax = nice_axis(xlo, xhi, integer=col.x_all_int)
+    ay = nice_axis(ylo, yhi)
+    data: dict[str, Any] = {
+        "version": 1,
+        "title": title,
+        "x_label": fields[0].replace("_", " ").capitalize(),
+        "y_label": fields[1].replace("_", " ").capitalize(),
+        "mode": "density" if density else "points",
+        "axes": {"x": ax, "y": ay},
+        "count": report.found,
+        "threshold": col.threshold,
+        "summary": {k: v for k, v in report.to_dict().items()
+                    if k in ("expected", "found", "errors", "duplicates", "missing_count")},
+        "errors": [[r, u, e] for r, u, e in report.error_samples],
+    }
+    if not density:
+        labels = col.labels or {}
+        pts: list[list[Any]] = []
+        for a, b in runs:
+            for row in range(a, b):
+                x = xs[row]
+                pts.append([int(x) if col.x_all_int else x, ys[row], row, labels.get(row)])
+        data["points"] = pts
+        return data
+    if col.x_all_int:
+        dx = float(max(1, math.ceil((ax["max"] - ax["min"]) / DENSITY_COLUMNS)))
+        nx = max(1, math.ceil((ax["max"] - ax["min"]) / dx))
+    else:
+        nx = DENSITY_COLUMNS
+        dx = (ax["max"] - ax["min"]) / nx
+    ny = DENSITY_ROWS
+    dy = (ay["max"] - ay["min"]) / ny
+    x0, y0 = float(ax["min"]), float(ay["min"])
+    counts = array("l", bytes(array("l").itemsize * nx * ny))
+    ix_max, iy_max = nx - 1, ny - 1
+    for a, b in runs:
+        for x, y in zip(xs[a:b], ys[a:b], strict=True):
+            ix = int((x - x0) / dx)
+            iy = int((y - y0) / dy)
+            counts[(ix if ix < ix_max else ix_max) * ny + (iy if iy < iy_max else iy_max)] += 1
+    cells = [[i // ny, i % ny, c] for i, c in enumerate(counts) if c]
+    data["bins"] = {"x0": x0, "dx": dx, "nx": nx, "y0": y0, "dy": dy, "ny": ny,
+                    "max": max((c[2] for c in cells), default=0), "cells": cells}
+    return data
+
+
+# ---------------------------------------------------------------- the page
+
+
+def json_for_script(data: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>``, ``&``, U+2028/9."""
+    text = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _fragment(name: str) -> str:
+    return files("condorkit.html").joinpath(name).read_text(encoding="utf-8")
+
+
+# Escapes for HTML text and attribute values (as html.escape does). The stdlib module is not
+# imported: the repository's top-level html/ folder shadows it when run from the repo root.
+# U+2028/9 are harmless in HTML text but written as references so the page holds none raw.
+_HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                               "'": "&#x27;", "\u2028": "&#x2028;", "\u2029": "&#x2029;"})
+
+
+def _esc(value: object) -> str:
+    return ("" if value is None else str(value)).translate(_HTML_ESCAPES)
+
+
+def render_page(data: dict[str, Any], report: AggregateReport, *, title: str,
+                allow_missing: bool = False) -> str:
+    """The whole page: header fragment, summary and tables, data block, footer fragment."""
+    head = _fragment("scatter_head.html").replace("{{title}}", _esc(title))
+    parts = [head]
+    rows = [
+        ("Rows expected", f"{report.expected:,}"
+         + ("" if report.expected_given else " (highest row seen; no manifest count given)")),
+        ("Rows with a value", f"{report.found:,}"),
+        ("Rows with an error", f"{report.errors:,}"),
+        ("Rows missing", f"{report.missing_count:,}"
+         + (f": {report.missing}" if report.missing else "")),
+        ("Rows seen more than once (counted once)", f"{report.duplicates:,}"),
+    ]
+    if report.conflicts:
+        rows.append(("Copies that disagree (first kept)", f"{report.conflicts:,}"))
+    if report.out_of_range:
+        rows.append(("Records outside rows 1..expected (ignored)", f"{report.out_of_range:,}"))
+    rows.append(("Results files read / invalid",
+                 f"{report.files_read:,} / {len(report.invalid_files):,}"))
+    parts.append('<table class="ck-summary" id="ck-summary">\n')
+    for k, v in rows:
+        parts.append(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>\n")
+    parts.append("</table>\n")
+    if report.missing_count:
+        word = "allowed (--allow-missing)" if allow_missing else "the chart is incomplete"
+        parts.append(f'<p class="ck-warn" id="ck-missing">{report.missing_count:,} rows have '
+                     f"no results: {_esc(word)}.</p>\n")
+    if data["mode"] == "density":
+        parts.append(f'<p class="ck-note" id="ck-density">Density view: {report.found:,} '
+                     f"points are more than {data['threshold']:,} and are drawn as "
+                     "binned counts (darker cells hold more points), not one mark each.</p>\n")
+    parts.append('<p class="ck-status" id="ck-status">Loading the chart&hellip;</p>\n'
+                 '<div id="ck-chart" class="ck-chart"></div>\n')
+    if report.error_samples:
+        shown = len(report.error_samples)
+        parts.append(f'<h2>Recorded errors (first {shown} of {report.errors:,})</h2>\n'
+                     '<table class="ck-errors" id="ck-errors">\n'
+                     "<tr><th>Row</th><th>Input</th><th>Error</th></tr>\n")
+        for r, u, e in report.error_samples:
+            parts.append(f"<tr><td>{r}</td><td>{_esc(u)}</td><td>{_esc(e)}</td></tr>\n")
+        parts.append("</table>\n")
+    if report.invalid_files:
+        parts.append('<h2>Invalid results files (their rows are not counted)</h2>\n'
+                     '<ul class="ck-invalid" id="ck-invalid">\n')
+        for p, q in report.invalid_files[:ERROR_SAMPLE]:
+            parts.append(f"<li><code>{_esc(p)}</code>: {_esc(q)}</li>\n")
+        if len(report.invalid_files) > ERROR_SAMPLE:
+            parts.append(f"<li>... and {len(report.invalid_files) - ERROR_SAMPLE} more</li>\n")
+        parts.append("</ul>\n")
+    parts.append('<script type="application/json" id="ck-data">')
+    parts.append(json_for_script(data))
+    parts.append("</script>\n")
+    parts.append(_fragment("scatter_foot.html"))
+    return "".join(parts)
