@@ -1,19 +1,38 @@
 """Talking to HTCondor to parse and submit jobs (the htcondor2 bindings, imported lazily).
 
-Owns every use of ``htcondor2`` on the submit side: parsing a rendered submit file with the real
+Owns every use of ``htcondor2`` that changes the queue: parsing a rendered submit file with the real
 HTCondor parser, expanding its macros for one queue item (used by the dry-run and the parity
-tests), and submitting a run with one ``Schedd.submit(..., itemdata=...)`` call.
+tests), finding the schedd, submitting a run with ONE ``Schedd.submit(..., itemdata=...)`` call,
+and the actions on a run's jobs (spool, retrieve, remove). It also owns the run record
+(``JOB/.condorkit/runs/CLUSTER.json``, copied to ``JOB/.condorkit/current-run.json``): cluster,
+schedd, job folder, manifest hash and the chunk table (start, count, key, proc), so that
+``status``/``wait``/``history``/``where``/``resubmit`` know the run without flags. Reading the
+state of a run is :mod:`condorkit.monitor`'s job.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import socket
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CondorError
+from .chunking import Chunk
+from .errors import CondorError, UsageError
+from .job import STATE_DIR, Job
 from .quoting import parse_submit_args
+from .wrappers import ckjob
+
+RUN_FORMAT = "condorkit-run/1"
+RUNS_DIR = "runs"
+CURRENT_RUN = "current-run.json"
+CONFIG_HINT = ("check that CONDOR_CONFIG names your pool's configuration (COLLECTOR_HOST) and "
+               "that the collector and schedd are running")
 
 
 def _htcondor() -> Any:
@@ -74,3 +93,329 @@ def expand_item(submit_text: str, item: dict[str, str]) -> ExpandedJob:
     except Exception as exc:
         raise CondorError(f"HTCondor cannot expand the submit file: {exc}",
                           "check the template and the job's options") from exc
+
+
+# ----------------------------------------------------------------------------- the schedd
+
+
+@dataclass(frozen=True)
+class ScheddInfo:
+    """Where a run's jobs live: the schedd's name, its address and its version string."""
+
+    name: str
+    address: str
+    version: str
+
+
+def _ad_info(ad: Any) -> ScheddInfo:
+    return ScheddInfo(str(ad.get("Name", "")), str(ad.get("MyAddress", "")),
+                      str(ad.get("CondorVersion", "")))
+
+
+def _schedd_ads(htcondor: Any, name: str | None) -> list[Any]:
+    constraint = None if name is None else f"Name == {json.dumps(name)}"
+    try:
+        coll = htcondor.Collector()
+        ads = coll.query(htcondor.AdTypes.Schedd, constraint=constraint,
+                         projection=["Name", "MyAddress", "CondorVersion", "Machine"])
+    except Exception as exc:
+        raise CondorError(f"cannot ask the collector for a schedd: {exc}", CONFIG_HINT) from exc
+    return list(ads)
+
+
+def locate_schedd(name: str | None = None) -> tuple[Any, ScheddInfo]:
+    """The schedd named ``name``, or the pool's only (or this machine's) schedd.
+
+    Asks the collector, because from a host without a local schedd ``Schedd()`` means "the local
+    daemon" and fails.
+    """
+    htcondor = _htcondor()
+    ads = _schedd_ads(htcondor, name)
+    if not ads:
+        which = f"named {name!r} " if name else ""
+        raise CondorError(f"the collector knows no schedd {which}", CONFIG_HINT)
+    if len(ads) > 1:
+        here = {socket.gethostname(), socket.getfqdn()}
+        local = [a for a in ads if str(a.get("Machine", "")) in here]
+        if len(local) != 1:
+            names = ", ".join(sorted(str(a.get("Name")) for a in ads))
+            raise UsageError(f"the pool has several schedds ({names})",
+                             "pick one with --schedd NAME")
+        ads = local
+    return _connect_ad(htcondor, ads[0]), _ad_info(ads[0])
+
+
+def _connect_ad(htcondor: Any, ad: Any) -> Any:
+    try:
+        return htcondor.Schedd(ad)
+    except Exception as exc:
+        raise CondorError(f"cannot reach the schedd {ad.get('Name')!r}: {exc}",
+                          CONFIG_HINT) from exc
+
+
+def connect(info: ScheddInfo) -> Any:
+    """Reconnect to a run's schedd: by name through the collector, else by its recorded address."""
+    htcondor = _htcondor()
+    try:
+        ads = _schedd_ads(htcondor, info.name)
+    except CondorError:
+        ads = []
+    if ads:
+        return _connect_ad(htcondor, ads[0])
+    import classad2
+
+    ad = classad2.ClassAd({"Name": info.name, "MyAddress": info.address, "MyType": "Scheduler",
+                           "CondorVersion": info.version})
+    return _connect_ad(htcondor, ad)
+
+
+# ----------------------------------------------------------------------------- the run record
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    """One chunk of a run: its rows, its key and the job (proc id) that runs it."""
+
+    index: int
+    start: int
+    count: int
+    key: str
+    proc: int
+
+    @property
+    def chunk(self) -> Chunk:
+        return Chunk(self.index, self.start, self.count)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What ``condorkit submit`` wrote down about one submitted cluster."""
+
+    cluster: int
+    schedd: ScheddInfo
+    job_dir: Path
+    manifest: str
+    manifest_sha256: str
+    results_dir: str
+    log_dir: str
+    event_log: Path | None
+    spool: bool
+    submitted: float
+    submit_file: Path
+    chunks: tuple[ChunkEntry, ...]
+    chunk_size: int
+    max_rows: int | None = None
+    parent: int | None = None
+    format: str = field(default=RUN_FORMAT)
+
+    @property
+    def rows(self) -> int:
+        return sum(c.count for c in self.chunks)
+
+    def result_path(self, entry: ChunkEntry) -> Path:
+        return self.job_dir / self.results_dir / f"results-{entry.start}.json"
+
+    def err_path(self, entry: ChunkEntry) -> Path:
+        return self.job_dir / self.log_dir / f"chunk-{entry.start}.err"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("job_dir", "event_log", "submit_file"):
+            d[k] = None if d[k] is None else str(d[k])
+        d["submitted_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.submitted))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: Path) -> RunRecord:
+        if d.get("format") != RUN_FORMAT:
+            raise UsageError(f"{source} is not a condorkit run record ({RUN_FORMAT})",
+                             "submit again with `condorkit submit`")
+        try:
+            return cls(
+                cluster=int(d["cluster"]), schedd=ScheddInfo(**d["schedd"]),
+                job_dir=Path(d["job_dir"]), manifest=str(d["manifest"]),
+                manifest_sha256=str(d["manifest_sha256"]), results_dir=str(d["results_dir"]),
+                log_dir=str(d["log_dir"]),
+                event_log=Path(d["event_log"]) if d.get("event_log") else None,
+                spool=bool(d["spool"]), submitted=float(d["submitted"]),
+                submit_file=Path(d["submit_file"]),
+                chunks=tuple(ChunkEntry(**c) for c in d["chunks"]),
+                chunk_size=int(d["chunk_size"]),
+                max_rows=None if d.get("max_rows") is None else int(d["max_rows"]),
+                parent=None if d.get("parent") is None else int(d["parent"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{source}: damaged run record ({exc})",
+                             "submit again with `condorkit submit`") from exc
+
+
+def runs_dir(job_dir: Path) -> Path:
+    return job_dir / STATE_DIR / RUNS_DIR
+
+
+def write_run_record(record: RunRecord) -> Path:
+    """Write ``runs/CLUSTER.json`` and make it the job folder's current run."""
+    folder = runs_dir(record.job_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(record.to_dict(), indent=1, sort_keys=True).encode() + b"\n"
+    path = folder / f"{record.cluster}.json"
+    ckjob.atomic_write_bytes(str(path), data)
+    ckjob.atomic_write_bytes(str(record.job_dir / STATE_DIR / CURRENT_RUN), data)
+    return path
+
+
+def load_run(job_dir: Path, cluster: int | None = None) -> RunRecord:
+    """The job folder's current run, or the run of ``cluster``."""
+    path = (job_dir / STATE_DIR / CURRENT_RUN if cluster is None
+            else runs_dir(job_dir) / f"{cluster}.json")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        what = "no run has been submitted" if cluster is None else f"no run of cluster {cluster}"
+        raise UsageError(f"{job_dir}: {what} from this job folder ({path} is missing)",
+                         "submit with `condorkit submit`, or pass -C JOB_FOLDER") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: unreadable run record ({exc})",
+                         "submit again with `condorkit submit`") from exc
+    return RunRecord.from_dict(doc, path)
+
+
+def list_runs(job_dir: Path) -> list[int]:
+    """Cluster ids of every run submitted from this job folder, oldest first."""
+    return sorted(int(p.stem) for p in runs_dir(job_dir).glob("*.json") if p.stem.isdigit())
+
+
+# ----------------------------------------------------------------------------- submitting
+
+
+@dataclass(frozen=True)
+class SubmitReport:
+    """A submitted run: its record, where that was written, and HTCondor's warnings."""
+
+    record: RunRecord
+    record_path: Path
+    warnings: tuple[str, ...]
+
+
+def chunks_to_run(job: Job, missing_only: bool = True) -> tuple[list[Chunk], list[Chunk]]:
+    """Split the job's chunks into (to run, already holding valid results)."""
+    from .local import valid_result
+
+    todo, valid = [], []
+    for task in job.tasks():
+        if missing_only and valid_result(task.result_path, task) is None:
+            valid.append(task.chunk)
+        else:
+            todo.append(task.chunk)
+    return todo, valid
+
+
+def _event_log(htcondor: Any, text: str, item: dict[str, str], initialdir: Path) -> Path | None:
+    sub = htcondor.Submit(text)
+    for k, v in item.items():
+        sub[k] = v
+    if "log" not in sub:
+        return None
+    log = Path(sub.expand("log"))
+    return log if log.is_absolute() else initialdir / log
+
+
+def submit_run(job: Job, chunks: Sequence[Chunk] | None = None, *, spool: bool = False,
+               schedd_name: str | None = None, parent: int | None = None) -> SubmitReport:
+    """Render the submit file and submit ``chunks`` (default: all) in one ``Schedd.submit``.
+
+    The rendered text is submitted as is; ``itemdata`` carries the selected items of its
+    ``queue start,count from (...)`` statement, so proc N runs the N-th selected chunk. With
+    ``spool`` the input files are spooled to the schedd (for a schedd that cannot see the job
+    folder); the outputs come back with :func:`retrieve`.
+    """
+    from .render import render_submit
+
+    htcondor = _htcondor()
+    chosen = list(job.chunks if chunks is None else chunks)
+    if not chosen:
+        raise UsageError("no chunks to submit", "every chunk already has valid results")
+    text = render_submit(job)
+    items = parse_items(text)
+    by_start = {str(i.get("start")): i for i in items}
+    missing = [c.start for c in chosen if str(c.start) not in by_start]
+    if len(by_start) != len(items) or missing:
+        raise CondorError("the submit file's queue statement does not list one `start` item per "
+                          f"chunk (chunks without an item: {missing[:5]})",
+                          "a custom template must keep `queue start,count from (...)`")
+    selected = [by_start[str(c.start)] for c in chosen]
+    event_log = _event_log(htcondor, text, selected[0], job.dir)
+    schedd, info = locate_schedd(schedd_name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = schedd.submit(htcondor.Submit(text), itemdata=iter(selected), spool=spool)
+            if spool:
+                schedd.spool(result)
+        except Exception as exc:
+            raise CondorError(f"the schedd {info.name!r} refused the submission: {exc}",
+                              "check the submit file with `condorkit mksubmit` and "
+                              "`condorkit dry-run`") from exc
+    cluster, first = int(result.cluster()), int(result.first_proc())
+    folder = runs_dir(job.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    submit_file = folder / f"{cluster}.sub"
+    ckjob.atomic_write_bytes(str(submit_file), text.encode())
+    record = RunRecord(
+        cluster=cluster, schedd=info, job_dir=job.dir, manifest=str(job.manifest.path),
+        manifest_sha256=job.manifest.sha256, results_dir=job.config.results_dir,
+        log_dir=job.config.log_dir, event_log=event_log, spool=spool, submitted=time.time(),
+        submit_file=submit_file, parent=parent, chunk_size=job.config.chunk,
+        max_rows=job.config.max_rows,
+        chunks=tuple(ChunkEntry(c.index, c.start, c.count, job.keys[c.index], first + n)
+                     for n, c in enumerate(chosen)))
+    path = write_run_record(record)
+    notes = [str(w.message) for w in caught]
+    if not spool and event_log is not None and not _appears(event_log, 3.0):
+        notes.append(f"the schedd did not create the event log {event_log}: the job owner "
+                     f"probably cannot write {event_log.parent}; outputs will not come back "
+                     "either (make the log and results folders writable for the job owner)")
+    return SubmitReport(record, path, tuple(notes))
+
+
+def _appears(path: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+# ----------------------------------------------------------------------------- acting on jobs
+
+
+def _job_ids(record: RunRecord, procs: Iterable[int]) -> list[str]:
+    return [f"{record.cluster}.{p}" for p in sorted(set(procs))]
+
+
+def retrieve(record: RunRecord, procs: Iterable[int], schedd: Any | None = None) -> None:
+    """Bring the outputs (results, logs) of finished spooled jobs back into the job folder."""
+    ids = _job_ids(record, procs)
+    if not ids:
+        return
+    schedd = schedd or connect(record.schedd)
+    try:
+        schedd.retrieve(ids)
+    except Exception as exc:
+        raise CondorError(f"cannot retrieve the outputs of {', '.join(ids)}: {exc}",
+                          "retry `condorkit wait`; the outputs stay spooled until then") from exc
+
+
+def remove(record: RunRecord, procs: Iterable[int], reason: str,
+           schedd: Any | None = None) -> None:
+    """Remove jobs of the run from the queue (the reason shows in their history)."""
+    ids = _job_ids(record, procs)
+    if not ids:
+        return
+    htcondor = _htcondor()
+    schedd = schedd or connect(record.schedd)
+    try:
+        # the reason must be a tuple: a plain str is silently dropped by the bindings
+        schedd.act(htcondor.JobAction.Remove, ids, reason=(reason, 0))
+    except Exception as exc:
+        raise CondorError(f"cannot remove {', '.join(ids)}: {exc}", CONFIG_HINT) from exc
