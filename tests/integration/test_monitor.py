@@ -1,0 +1,59 @@
+"""Monitoring edge cases on the real test pool: wait's timeout, a run without an event log."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from support.pooljobs import ck, ck_json, remove_leftovers, switch, write_job
+
+if TYPE_CHECKING:
+    from conftest import Pool
+
+pytestmark = pytest.mark.condor
+
+
+@pytest.fixture
+def job(pool: Pool) -> Iterator[Callable[..., Path]]:
+    made: list[Path] = []
+
+    def make(name: str, **kw: Any) -> Path:
+        d = write_job(pool.job_dir(name), **kw)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        remove_leftovers(d, pool.schedd())
+
+
+def test_wait_times_out_while_a_chunk_still_runs(pool: Pool, job: Callable[..., Path]) -> None:
+    d = job("timeout", rows=4, chunk=2)
+    switch(d, "hang", 3, "600")
+    rec = ck_json("submit", cwd=d)["record"]
+    proc = ck("wait", "--timeout", "8", "--interval", "0.5", cwd=d)
+    assert proc.returncode == 8, proc.stderr
+    assert f"run {rec['cluster']} not finished after 8s" in proc.stderr
+    assert "condorkit wait" in proc.stderr  # the hint
+    st = ck_json("status", cwd=d)
+    assert not st["finished"] and not st["ok"]
+    states = {c["start"]: c["state"] for c in st["chunks"]}
+    assert states[1] == "done" and states[3] in ("idle", "running")
+
+
+def test_unwritable_log_folder_is_diagnosed(pool: Pool, job: Callable[..., Path]) -> None:
+    d = job("nolog", rows=2, chunk=2)
+    os.chmod(d / "logs", 0o755)  # the pool user cannot write the event log or stdout/stderr
+    sub = ck("submit", cwd=d)
+    assert sub.returncode == 0, sub.stderr
+    assert "did not create the event log" in sub.stderr
+    waited = ck("wait", "--timeout", "120", cwd=d)
+    assert waited.returncode == 8, waited.stderr
+    st = ck_json("status", cwd=d)
+    assert any("no event log" in n for n in st["notes"])
+    (chunk,) = st["chunks"]
+    assert chunk["state"] == "held"
+    assert "Permission denied" in chunk["hold_reason"] and str(d / "logs") in chunk["hold_reason"]
