@@ -4,7 +4,8 @@ Generates N rows of photodemo-like results (files of --chunk rows, written with
 ``ckjob.make_results``/``ckjob.write_results``, 1% error rows), then aggregates them --repeat
 times, each in a fresh Python process, and reports the median wall time and the peak RSS of the
 aggregating process (``resource.getrusage``), with its RSS just before aggregating (after imports)
-for comparison. Files are read once before each timed pass so the page cache is warm.
+and the largest worker process's peak for comparison. ``--workers`` values run interleaved.
+Files are read once before each timed pass so the page cache is warm.
 
     python bench/aggregate_scale.py                 # N = 100,000 and 1,000,000
     python bench/aggregate_scale.py --rows 20000 --keep /tmp/ckbench
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from condorkit.wrappers import ckjob
 
@@ -59,31 +61,36 @@ from pathlib import Path
 from condorkit.aggregate import aggregate
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-rep = aggregate([sys.argv[1]], expected_rows=int(sys.argv[2]), out_html=Path(sys.argv[3]))
+workers = None if sys.argv[4] == "auto" else int(sys.argv[4])
+rep = aggregate([sys.argv[1]], expected_rows=int(sys.argv[2]), out_html=Path(sys.argv[3]),
+                workers=workers)
 dt = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(json.dumps({"seconds": dt, "rss_before_kib": before, "peak_rss_kib": peak,
+                  "worker_peak_rss_kib": worker_peak,
                   "found": rep.found, "errors": rep.errors, "missing": rep.missing_count,
                   "density": rep.density_mode,
                   "html_bytes": Path(sys.argv[3]).stat().st_size}))
 """
 
 
-def measure(folder: Path, rows: int, repeat: int) -> dict[str, object]:
-    runs = []
+def run_once(folder: Path, rows: int, workers: str) -> dict[str, Any]:
     out = folder.parent / f"scatter-{rows}.html"
-    for _ in range(repeat):
-        warm(folder)
-        res = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(rows), str(out)],
-                             check=True, capture_output=True, text=True)
-        runs.append(json.loads(res.stdout))
+    warm(folder)
+    res = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(rows), str(out),
+                          workers], check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(res.stdout)
+    return result
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "rows": rows,
-        "files": len(list(folder.iterdir())),
         "median_s": statistics.median(r["seconds"] for r in runs),
-        "all_s": [round(r["seconds"], 3) for r in runs],
+        "all_s": [round(r["seconds"], 2) for r in runs],
         "peak_rss_mib": max(r["peak_rss_kib"] for r in runs) / 1024,
         "rss_before_mib": max(r["rss_before_kib"] for r in runs) / 1024,
+        "worker_peak_mib": max(r["worker_peak_rss_kib"] for r in runs) / 1024,
         "found": runs[0]["found"],
         "errors": runs[0]["errors"],
         "missing": runs[0]["missing"],
@@ -98,24 +105,34 @@ def main() -> int:
     ap.add_argument("--chunk", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    ap.add_argument("--workers", nargs="+", default=["auto", "1"],
+                    help="aggregate(workers=...) values to compare, run interleaved "
+                         "('auto': one per core)")
     args = ap.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="ck-aggbench-"))
     try:
         for rows in args.rows:
             folder = base / f"results-{rows}"
-            if not (folder / f"results-{1 + ((rows - 1) // args.chunk) * args.chunk}.json"
-                    ).exists():
+            last = 1 + ((rows - 1) // args.chunk) * args.chunk
+            if not (folder / f"results-{last}.json").exists():
                 t0 = time.perf_counter()
                 generate(folder, rows, args.chunk)
-                gen = time.perf_counter() - t0
-                print(f"generated {rows:,} rows in {gen:.1f} s", file=sys.stderr)
-            r = measure(folder, rows, args.repeat)
-            print(f"N={rows:>9,}  files={r['files']:>5}  median={r['median_s']:.2f} s "
-                  f"(runs {r['all_s']})  peak RSS={r['peak_rss_mib']:.0f} MiB "
-                  f"(before aggregating {r['rss_before_mib']:.0f} MiB)  found={r['found']:,} "
-                  f"errors={r['errors']:,} missing={r['missing']} "
-                  f"density={r['density_mode']} html={r['html_kib']:.0f} KiB")
-            sys.stdout.flush()
+                print(f"generated {rows:,} rows in {time.perf_counter() - t0:.1f} s",
+                      file=sys.stderr)
+            files = len(list(folder.iterdir()))
+            runs: dict[str, list[dict[str, Any]]] = {w: [] for w in args.workers}
+            for _ in range(args.repeat):  # A B A B ...: the machine is noisy
+                for w in args.workers:
+                    runs[w].append(run_once(folder, rows, w))
+            for w in args.workers:
+                r = summarize(runs[w])
+                print(f"N={rows:>9,} files={files:>5} workers={w:<4} "
+                      f"median={r['median_s']:.2f} s (runs {r['all_s']}) "
+                      f"peak RSS={r['peak_rss_mib']:.0f} MiB "
+                      f"(after imports {r['rss_before_mib']:.0f} MiB; largest worker "
+                      f"{r['worker_peak_mib']:.0f} MiB) found={r['found']:,} "
+                      f"errors={r['errors']:,} missing={r['missing']} "
+                      f"density={r['density_mode']} html={r['html_kib']:.0f} KiB", flush=True)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Aggregating results files into one coverage report and the chart page ``scatter.html``.
 
-Owns counting (which rows have a value, an error, a duplicate, or nothing), and writing the page:
-the packaged header fragment, the data, the packaged footer fragment (``condorkit.html``).
+Owns counting (which rows have a value, an error, a duplicate, or nothing) and building the
+chart's data (points, or binned counts above the density threshold); :mod:`condorkit.chart`
+turns that into the page.
 
 Rules:
 - rows are 1..expected (``expected`` is the manifest's data-row count; when not given, the
@@ -18,23 +19,22 @@ the CLI renders :class:`AggregateReport`.
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 import os
 import re
 import threading
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from condorkit.wrappers import ckjob
 
+from .chart import bin_index, nice_axis, render_page
 from .errors import ResultsError
 from .results import ResultsFile, find_results, load_results
 
@@ -125,38 +125,53 @@ class _Compact:
     labels: tuple[str | None, ...] | None
 
 
+_NUMBER_TYPES = {int, float}
+
+
 def _compact(rf: ResultsFile, fields: tuple[str, str, str], want_labels: bool) -> _Compact:
     xf, yf, lf = fields
     rows, xs, ys = array("q"), array("d"), array("d")
-    ok = bytearray()
+    ok = b""
     errors: dict[int, tuple[str | None, str]] = {}
-    labels: list[str | None] | None = [] if want_labels else None
+    labels: tuple[str | None, ...] | None = None
     if rf.valid:
-        for rec in rf.records:
-            row = rec["row"]
-            err = rec.get("error")
-            x: Any = rec.get(xf)
-            y: Any = rec.get(yf)
-            good = (err is None and type(x) in (int, float) and type(y) in (int, float)
-                    and x - x == 0 and y - y == 0)
-            rows.append(row)
-            if good:
-                xs.append(x)
-                ys.append(y)
-                ok.append(1)
-            else:
+        recs = rf.records
+        rows = array("q", [r["row"] for r in recs])
+        xl: list[Any] = [r.get(xf) for r in recs]
+        yl: list[Any] = [r.get(yf) for r in recs]
+        if want_labels:
+            labels = tuple(v if type(v) is str else None for v in (r.get(lf) for r in recs))
+        # A valid file holds no NaN or infinity (its digest could not have been computed), so
+        # a record counts when it has no error and both values are numbers (not booleans).
+        fast = (not any(r.get("error") is not None for r in recs)
+                and set(map(type, xl)) <= _NUMBER_TYPES and set(map(type, yl)) <= _NUMBER_TYPES)
+        if fast:
+            try:
+                xs, ys, ok = array("d", xl), array("d", yl), b"\x01" * len(recs)
+            except OverflowError:  # an integer too large for a float: sort it out below
+                xs, ys, fast = array("d"), array("d"), False
+        if not fast:
+            flags = bytearray(len(recs))
+            for i, (rec, x, y) in enumerate(zip(recs, xl, yl, strict=True)):
+                err = rec.get("error")
+                if err is None and type(x) in _NUMBER_TYPES and type(y) in _NUMBER_TYPES:
+                    try:
+                        fx, fy = float(x), float(y)
+                    except OverflowError:
+                        err = f"{xf!r} or {yf!r} is out of range"
+                    else:
+                        xs.append(fx)
+                        ys.append(fy)
+                        flags[i] = 1
+                        continue
                 xs.append(0.0)
                 ys.append(0.0)
-                ok.append(0)
-                label = rec.get(lf)
                 if err is None:
                     err = f"no numeric {xf!r} and {yf!r} in the record"
-                errors[row] = (label if isinstance(label, str) else None, str(err))
-            if labels is not None:
                 label = rec.get(lf)
-                labels.append(label if isinstance(label, str) else None)
-    return _Compact(str(rf.path), rf.problems, rf.end, rows, xs, ys, bytes(ok), errors,
-                    tuple(labels) if labels is not None else None)
+                errors[rec["row"]] = (label if isinstance(label, str) else None, str(err))
+            ok = bytes(flags)
+    return _Compact(str(rf.path), rf.problems, rf.end, rows, xs, ys, ok, errors, labels)
 
 
 def _load_batch(paths: Sequence[Path], fields: tuple[str, str, str],
@@ -207,6 +222,24 @@ class _Collector:
         limit = self.expected if self.expected is not None else len(self.flags) - 1
         flags, xs, ys = self.flags, self.xs, self.ys
         labels = c.labels
+        n = len(c.rows)
+        first = c.rows[0] if n else 0
+        end = first + n
+        if (n and 1 <= first and end - 1 <= limit and c.ok.count(1) == n
+                and flags.count(0, first, end) == n and c.rows == array("q", range(first, end))):
+            # the common case: a whole file of new rows with values, in row order
+            flags[first:end] = b"\x01" * n
+            xs[first:end] = c.xs
+            ys[first:end] = c.ys
+            self.found += n
+            if self.x_all_int and not all(map(float.is_integer, c.xs)):
+                self.x_all_int = False
+            if self.labels is not None:
+                if self.found > self.threshold:
+                    self.labels = None
+                elif labels is not None:
+                    self.labels.update((first + i, v) for i, v in enumerate(labels) if v)
+            return
         for i, row, x, y, good in zip(range(len(c.rows)), c.rows, c.xs, c.ys, c.ok,
                                       strict=True):
             if row < 1 or row > limit:
@@ -393,35 +426,6 @@ def aggregate(
 # ---------------------------------------------------------------- chart data
 
 
-def nice_axis(lo: float, hi: float, *, integer: bool = False,
-              target: int = 10) -> dict[str, Any]:
-    """An axis covering [lo, hi] with a little padding and round tick marks."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        lo, hi = 0.0, 1.0
-    if lo == hi:
-        pad = max(abs(lo) * 0.05, 1.0 if integer else 0.05)
-    else:
-        pad = (hi - lo) * 0.03
-    lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / target
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = mag * 10
-    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if integer and m == 2.5:
-            continue
-        if (hi - lo) / (m * mag) <= target:
-            step = m * mag
-            break
-    if integer:
-        step = max(1.0, round(step))
-    amin = math.floor(lo / step) * step
-    amax = math.ceil(hi / step) * step
-    n = int(round((amax - amin) / step))
-    digits = max(0, -int(math.floor(math.log10(step))) + 1) if step < 1 else 0
-    ticks = [round(amin + i * step, digits + 2) for i in range(n + 1)]
-    return {"min": ticks[0], "max": ticks[-1], "ticks": ticks}
-
-
 def _chart_data(col: _Collector, last: int, report: AggregateReport, title: str,
                 density: bool, fields: tuple[str, str]) -> dict[str, Any]:
     xs, ys = col.xs, col.ys
@@ -466,95 +470,13 @@ def _chart_data(col: _Collector, last: int, report: AggregateReport, title: str,
     ny = DENSITY_ROWS
     dy = (ay["max"] - ay["min"]) / ny
     x0, y0 = float(ax["min"]), float(ay["min"])
-    counts = array("l", bytes(array("l").itemsize * nx * ny))
-    ix_max, iy_max = nx - 1, ny - 1
+    counts: Counter[tuple[int, int]] = Counter()
     for a, b in runs:
-        for x, y in zip(xs[a:b], ys[a:b], strict=True):
-            ix = int((x - x0) / dx)
-            iy = int((y - y0) / dy)
-            counts[(ix if ix < ix_max else ix_max) * ny + (iy if iy < iy_max else iy_max)] += 1
-    cells = [[i // ny, i % ny, c] for i, c in enumerate(counts) if c]
+        counts.update(zip(bin_index(xs[a:b], x0, dx, nx - 1),
+                          bin_index(ys[a:b], y0, dy, ny - 1), strict=True))
+    cells = [[ix, iy, c] for (ix, iy), c in sorted(counts.items())]
     data["bins"] = {"x0": x0, "dx": dx, "nx": nx, "y0": y0, "dy": dy, "ny": ny,
                     "max": max((c[2] for c in cells), default=0), "cells": cells}
     return data
 
 
-# ---------------------------------------------------------------- the page
-
-
-def json_for_script(data: Any) -> str:
-    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>``, ``&``, U+2028/9."""
-    text = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _fragment(name: str) -> str:
-    return files("condorkit.html").joinpath(name).read_text(encoding="utf-8")
-
-
-# Escapes for HTML text and attribute values (as html.escape does). The stdlib module is not
-# imported: the repository's top-level html/ folder shadows it when run from the repo root.
-# U+2028/9 are harmless in HTML text but written as references so the page holds none raw.
-_HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
-                               "'": "&#x27;", "\u2028": "&#x2028;", "\u2029": "&#x2029;"})
-
-
-def _esc(value: object) -> str:
-    return ("" if value is None else str(value)).translate(_HTML_ESCAPES)
-
-
-def render_page(data: dict[str, Any], report: AggregateReport, *, title: str,
-                allow_missing: bool = False) -> str:
-    """The whole page: header fragment, summary and tables, data block, footer fragment."""
-    head = _fragment("scatter_head.html").replace("{{title}}", _esc(title))
-    parts = [head]
-    rows = [
-        ("Rows expected", f"{report.expected:,}"
-         + ("" if report.expected_given else " (highest row seen; no manifest count given)")),
-        ("Rows with a value", f"{report.found:,}"),
-        ("Rows with an error", f"{report.errors:,}"),
-        ("Rows missing", f"{report.missing_count:,}"
-         + (f": {report.missing}" if report.missing else "")),
-        ("Rows seen more than once (counted once)", f"{report.duplicates:,}"),
-    ]
-    if report.conflicts:
-        rows.append(("Copies that disagree (first kept)", f"{report.conflicts:,}"))
-    if report.out_of_range:
-        rows.append(("Records outside rows 1..expected (ignored)", f"{report.out_of_range:,}"))
-    rows.append(("Results files read / invalid",
-                 f"{report.files_read:,} / {len(report.invalid_files):,}"))
-    parts.append('<table class="ck-summary" id="ck-summary">\n')
-    for k, v in rows:
-        parts.append(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>\n")
-    parts.append("</table>\n")
-    if report.missing_count:
-        word = "allowed (--allow-missing)" if allow_missing else "the chart is incomplete"
-        parts.append(f'<p class="ck-warn" id="ck-missing">{report.missing_count:,} rows have '
-                     f"no results: {_esc(word)}.</p>\n")
-    if data["mode"] == "density":
-        parts.append(f'<p class="ck-note" id="ck-density">Density view: {report.found:,} '
-                     f"points are more than {data['threshold']:,} and are drawn as "
-                     "binned counts (darker cells hold more points), not one mark each.</p>\n")
-    parts.append('<p class="ck-status" id="ck-status">Loading the chart&hellip;</p>\n'
-                 '<div id="ck-chart" class="ck-chart"></div>\n')
-    if report.error_samples:
-        shown = len(report.error_samples)
-        parts.append(f'<h2>Recorded errors (first {shown} of {report.errors:,})</h2>\n'
-                     '<table class="ck-errors" id="ck-errors">\n'
-                     "<tr><th>Row</th><th>Input</th><th>Error</th></tr>\n")
-        for r, u, e in report.error_samples:
-            parts.append(f"<tr><td>{r}</td><td>{_esc(u)}</td><td>{_esc(e)}</td></tr>\n")
-        parts.append("</table>\n")
-    if report.invalid_files:
-        parts.append('<h2>Invalid results files (their rows are not counted)</h2>\n'
-                     '<ul class="ck-invalid" id="ck-invalid">\n')
-        for p, q in report.invalid_files[:ERROR_SAMPLE]:
-            parts.append(f"<li><code>{_esc(p)}</code>: {_esc(q)}</li>\n")
-        if len(report.invalid_files) > ERROR_SAMPLE:
-            parts.append(f"<li>... and {len(report.invalid_files) - ERROR_SAMPLE} more</li>\n")
-        parts.append("</ul>\n")
-    parts.append('<script type="application/json" id="ck-data">')
-    parts.append(json_for_script(data))
-    parts.append("</script>\n")
-    parts.append(_fragment("scatter_foot.html"))
-    return "".join(parts)

@@ -43,6 +43,7 @@ from .errors import ResultsError
 CONDORKIT_FORMAT: str = ckjob.RESULTS_FORMAT
 LEGACY_FORMAT = "photodemo-legacy-fragment"
 
+MAX_ROW = 2**53  # row numbers stay exact in JSON and fit every array type
 _NAME = re.compile(r"^results-(\d+)\.json$")
 _LEGACY_POINT = re.compile(
     r"^\[\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*,"
@@ -177,6 +178,8 @@ def check_document(
         recs = tuple(records)
     if start is not None and start < 1:
         problems.append(f"start is {start}; rows are numbered from 1")
+    if start is not None and count is not None and start + count > MAX_ROW:
+        problems.append(f"rows beyond {MAX_ROW:,}: not a real manifest row number")
     named = name_start(path)
     if named is not None and start is not None and named != start:
         problems.append(f"file name says rows from {named}, but the file holds rows from "

@@ -12,7 +12,8 @@ import pytest
 from condorkit.wrappers import ckjob
 
 import condorkit.aggregate as agg
-from condorkit.aggregate import AggregateReport, aggregate, json_for_script, nice_axis
+from condorkit.aggregate import AggregateReport, aggregate
+from condorkit.chart import json_for_script, nice_axis
 from condorkit.errors import ResultsError
 
 
@@ -212,6 +213,25 @@ def test_records_without_a_number_count_as_errors(tmp_path: Path) -> None:
     rep = aggregate([tmp_path], expected_rows=3, out_html=tmp_path / "s.html")
     assert (rep.found, rep.errors) == (2, 1)
     assert "no numeric 'year' and 'luminance'" in rep.error_samples[0][2]
+
+
+def test_odd_values_and_record_order(tmp_path: Path) -> None:
+    path = write_chunk(tmp_path, 1, 6)
+    doc = json.loads(path.read_text())
+    doc["records"][1]["luminance"] = True  # a boolean is not a number here
+    doc["records"][2]["luminance"] = 10**400  # valid JSON, too large for a float
+    doc["records"][3]["year"] = None
+    doc["records"].reverse()  # any order is fine
+    doc["digest"] = ckjob.results_digest(doc)
+    ckjob.write_results(str(path), doc)
+    rep = aggregate([tmp_path], expected_rows=6, out_html=tmp_path / "s.html")
+    assert (rep.found, rep.errors, rep.missing_count) == (3, 3, 0)
+    reasons = {row: err for row, _, err in rep.error_samples}
+    assert "out of range" in reasons[3]
+    assert "no numeric" in reasons[2] and "no numeric" in reasons[4]
+    _, data = parse_page(tmp_path / "s.html")
+    assert [p[2] for p in data["points"]] == [1, 5, 6]
+    assert all(p[1] == lum(p[2]) for p in data["points"])
 
 
 def test_axes_cover_every_point(tmp_path: Path) -> None:

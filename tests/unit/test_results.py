@@ -121,6 +121,11 @@ def test_nan_is_invalid(tmp_path: Path) -> None:
     assert not rf.valid and "NaN" in rf.problems[0]
 
 
+def test_absurd_row_numbers_are_invalid(tmp_path: Path) -> None:
+    rf = load_results(write(tmp_path, make_doc(10**20, 2), name="x.json"))
+    assert any("rows beyond" in p for p in rf.problems)
+
+
 def test_missing_file_and_expectations(tmp_path: Path) -> None:
     rf = load_results(tmp_path / "results-1.json")
     assert rf.problems == ("file does not exist",)
