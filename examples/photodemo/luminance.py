@@ -52,6 +52,9 @@ def _http_get(url):
             body = resp.read(MAX_BYTES + 1)
             if len(body) > MAX_BYTES:
                 raise FetchError("body is larger than the %d-byte limit" % MAX_BYTES)
+            if length and length.isdigit() and len(body) < int(length):
+                # http.client returns a short body without raising: the connection dropped
+                raise OSError("truncated body: got %d of %s bytes" % (len(body), length))
             return body
     except urllib.error.HTTPError as exc:
         if exc.code >= 500 or exc.code == 429:
