@@ -256,9 +256,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_record(args: argparse.Namespace) -> Any:
-    from .submit import load_run
+    """The run to look at: the current one, or ``--cluster N`` (a cluster submitted with
+    ``condor_submit`` from this folder is adopted: its run record is written from its job ads)."""
+    from .submit import adopt_run, load_run, runs_dir
 
-    return load_run(_job_dir(args), getattr(args, "cluster", None))
+    cluster = getattr(args, "cluster", None)
+    if cluster is not None and not (runs_dir(_job_dir(args)) / f"{cluster}.json").is_file():
+        return adopt_run(_job_dir(args), _config(args), cluster)
+    return load_run(_job_dir(args), cluster)
 
 
 def _report_submit(rep: Any, skipped: int, verb: str, as_json: bool) -> None:
@@ -417,7 +422,8 @@ def _add_pool_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """The HTCondor commands: submit, resubmit, status, wait, retrieve, history, where."""
     run_common = argparse.ArgumentParser(add_help=False)
     run_common.add_argument("--cluster", type=int,
-                            help="which run of this job folder (default: the last submitted)")
+                            help="which run of this job folder (default: the last submitted); "
+                                 "a cluster from `condor_submit` is adopted")
 
     for name, func, what in (("submit", cmd_submit, "submit every chunk without valid results "
                               "to the HTCondor pool"),

@@ -1,28 +1,48 @@
 """The local backend: every chunk on the local cores, exactly as a pool worker would run it.
 
-Owns running chunks on this machine. Each attempt gets a fresh scratch folder that receives only
-the chunk's input files (flat, by base name, like HTCondor's file transfer) and a copy of the
-wrapper, which is then run with the same arguments a worker gets. Its output is validated and moved
-into the results folder atomically; a chunk with a valid result for the same key is skipped, so a
-second run resumes. Library code only: returns frozen dataclasses, prints nothing.
+Owns running a job on this machine. Each attempt gets a fresh scratch folder that receives only
+its input files (flat, by base name, like HTCondor's file transfer) and a copy of the wrapper,
+which runs with the same arguments a worker gets, in its own process group. Its output is
+validated and only then moved into place atomically; a chunk with a valid result for the same key
+is skipped, so a second run resumes.
+
+Scheduling (:func:`run`): one shared queue of pending row spans (pending -> running -> done |
+failed). An idle worker takes the next span; with ``granularity="auto"`` it may take a part of a
+chunk (to balance the tail) or several small adjacent chunks (when start-up would dominate), see
+:mod:`condorkit.pieces` and :func:`plan_piece`. A failed attempt (non-zero exit, killed, invalid
+output) is retried with exponential backoff up to ``retries`` times, then its chunk is recorded
+failed with the reason and the run goes on. When nothing is pending and a worker is idle, the
+longest-running piece that is overdue gets a second copy; the first valid result wins and the
+other copy's process group is killed. SIGINT/SIGTERM kill every process group and raise
+:class:`~condorkit.errors.Interrupted`; finished work stays and the next run resumes.
+``dispatch="random"`` pre-assigns whole chunks to workers at random instead (for comparison).
+Every attempt is one line of a tab-separated joblog. Library code only: prints nothing.
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
+import functools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from .errors import Interrupted, UsageError
 from .job import STATE_DIR, ChunkTask, Job
-from .wrappers import ckjob
+from .pieces import leftover_parts, read_valid
+from .scheduler import ChunkState, RunProgress, Scheduler, Span, killpg, place, scratch_root
+
+__all__ = ["Attempt", "ChunkOutcome", "DryRunResult", "RunProgress", "RunReport", "ScratchSpec",
+           "dry_run", "execute", "run", "scratch_root", "task_spec", "valid_result"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +80,7 @@ class ChunkOutcome:
 
     start: int
     count: int
-    status: str  # "done", "skipped" (valid result already there) or "failed"
+    status: str  # "done", "skipped" (valid result already there), "failed" or "pending"
     attempts: int
     reason: str = ""
 
@@ -74,6 +94,14 @@ class RunReport:
     rows: int
     wall_s: float
     workers: int
+    dispatch: str = "balanced"
+    rows_run: int = 0
+    attempts: int = 0
+    retried: int = 0
+    speculated: int = 0
+    pieces: int = 0
+    joblog: Path | None = None
+    interrupted: str = ""
 
     @property
     def failed(self) -> tuple[ChunkOutcome, ...]:
@@ -84,35 +112,25 @@ class RunReport:
         return sum(1 for c in self.chunks if c.status in ("done", "skipped"))
 
     @property
+    def skipped(self) -> int:
+        return sum(1 for c in self.chunks if c.status == "skipped")
+
+    @property
     def rows_per_s(self) -> float:
-        ran = sum(c.count for c in self.chunks if c.status == "done")
-        return ran / self.wall_s if self.wall_s > 0 else 0.0
+        return self.rows_run / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(job_dir=str(self.job_dir), joblog=str(self.joblog) if self.joblog else None,
+                 done=self.done, skipped=self.skipped, failed=len(self.failed),
+                 rows_per_s=round(self.rows_per_s, 3))
+        return d
 
 
 def valid_result(path: Path, task: ChunkTask) -> str | None:
     """None when ``path`` holds valid results for exactly this task's rows and key."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        return "no results file"
-    except (OSError, ValueError) as exc:
-        return f"unreadable results file: {exc}"
-    problems = ckjob.check_results(doc, task.chunk.start, task.chunk.count, task.key)
-    return "; ".join(problems) or None
-
-
-def _place(src: Path, dest: Path) -> None:
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
-
-
-def scratch_root(job_dir: Path) -> Path:
-    root = job_dir / STATE_DIR / "scratch"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    _, why = read_valid(path, task.chunk.start, task.chunk.count, task.key)
+    return why or None
 
 
 def execute(spec: ScratchSpec, root: Path, env: dict[str, str] | None = None,
@@ -120,13 +138,14 @@ def execute(spec: ScratchSpec, root: Path, env: dict[str, str] | None = None,
     """Run ``spec`` in a fresh scratch folder under ``root`` and report what happened."""
     scratch = Path(tempfile.mkdtemp(prefix=f"{spec.label}-", dir=root))
     for p in spec.inputs:
-        _place(p, scratch / p.name)
+        place(p, scratch / p.name)
     exe = scratch / spec.executable.name
     shutil.copy2(spec.executable, exe)
     os.chmod(exe, 0o755)
     t_wall = time.time()
     t0 = time.perf_counter()
-    with open(scratch / "_condor_stdout", "wb") as out, open(scratch / "_condor_stderr", "wb") as err:
+    with open(scratch / "_condor_stdout", "wb") as out, \
+            open(scratch / "_condor_stderr", "wb") as err:
         try:
             proc = subprocess.run([str(exe), *spec.arguments], cwd=scratch, stdout=out,
                                   stderr=err, stdin=subprocess.DEVNULL, env=env, timeout=timeout)
@@ -145,53 +164,133 @@ def task_spec(job: Job, task: ChunkTask) -> ScratchSpec:
                        f"chunk-{task.chunk.start}")
 
 
-def _run_one(job: Job, task: ChunkTask, retries: int) -> ChunkOutcome:
-    root = scratch_root(job.dir)
-    reason = ""
-    for attempt in range(1, retries + 2):
-        a = execute(task_spec(job, task), root)
-        log = job.log_dir / f"chunk-{task.chunk.start}.err"
-        shutil.copyfile(a.scratch / "_condor_stderr", log)
-        if a.ok:
-            produced = a.scratch / task.output
-            problem = valid_result(produced, task)
-            if problem is None:
-                os.replace(produced, task.result_path)
-                shutil.rmtree(a.scratch, ignore_errors=True)
-                return ChunkOutcome(task.chunk.start, task.chunk.count, "done", attempt)
-            reason = f"invalid results: {problem}"
-        elif a.missing_outputs and a.exit_code == 0:
-            reason = f"missing output {', '.join(a.missing_outputs)}"
-        else:
-            last = a.stderr_tail.strip().splitlines()[-1:] or [""]
-            reason = f"exit code {a.exit_code}: {last[0]}"
-        shutil.rmtree(a.scratch, ignore_errors=True)
-    return ChunkOutcome(task.chunk.start, task.chunk.count, "failed", retries + 1, reason)
+@functools.lru_cache(maxsize=8)
+def _resolve_python(python: str, cwd: str) -> str | None:
+    """The interpreter ``python`` starts (a pyenv shim or wrapper costs ~0.2 s per call)."""
+    exe = shutil.which(python)
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "-c", "import sys; print(sys.executable)"], cwd=cwd,
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    real = out.stdout.strip()
+    return real if out.returncode == 0 and real and os.access(real, os.X_OK) else None
 
 
-def run(job: Job, workers: int = 0, retries: int | None = None,
-        on_done: Callable[[ChunkOutcome], None] | None = None,
+def _lock(job: Job) -> int:
+    fd = os.open(job.dir / STATE_DIR / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UsageError(f"another `condorkit run` is running in {job.dir}",
+                         "wait for it to finish, or stop it (Ctrl-C); it keeps finished chunks"
+                         ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def run(job: Job, workers: int = 0, retries: int | None = None, *,
+        dispatch: str = "balanced", granularity: str = "auto",
+        speculate_after: float | None = 10.0, backoff: float = 1.0,
+        joblog: Path | None = None, grace: float = 1.0, env: dict[str, str] | None = None,
+        seed: int | None = None, on_progress: Callable[[RunProgress], None] | None = None,
         only: Sequence[int] | None = None) -> RunReport:
-    """Run every chunk (or the chunks starting at ``only``) on ``workers`` local processes."""
+    """Run every chunk (or the chunks starting at ``only``) on ``workers`` local processes.
+
+    ``retries``: extra attempts per failed span (default ``local_retries``), ``backoff`` seconds
+    before the first retry, doubling. ``speculate_after``: seconds a piece must have run (and at
+    least twice its expected time) before an idle worker starts a copy; None: never.
+    ``granularity``: "auto" (split or join chunks, see :func:`plan_piece`) or "chunk".
+    ``joblog``: default ``LOGDIR/joblog.tsv`` (appended). In the main thread, SIGINT and SIGTERM
+    stop the run and raise :class:`Interrupted` (the report is its ``report`` attribute).
+    """
+    if dispatch not in ("balanced", "random") or granularity not in ("auto", "chunk"):
+        raise UsageError(f"unknown dispatch {dispatch!r} or granularity {granularity!r}",
+                         "dispatch: balanced or random; granularity: auto or chunk")
     workers = workers or job.config.workers or os.cpu_count() or 1
     retries = job.config.local_retries if retries is None else retries
-    t0 = time.perf_counter()
-    outcomes: list[ChunkOutcome] = []
-    todo = []
-    for task in job.tasks():
-        if only is not None and task.chunk.start not in only:
-            continue
-        if valid_result(task.result_path, task) is None:
-            outcomes.append(ChunkOutcome(task.chunk.start, task.chunk.count, "skipped", 0))
-        else:
-            todo.append(task)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for outcome in pool.map(lambda t: _run_one(job, t, retries), todo):
-            outcomes.append(outcome)
-            if on_done:
-                on_done(outcome)
+    joblog = joblog or job.log_dir / "joblog.tsv"
+    joblog.parent.mkdir(parents=True, exist_ok=True)
+    job.results_dir.mkdir(parents=True, exist_ok=True)
+    base_env = dict(os.environ if env is None else env)
+    if "CONDORKIT_PYTHON" not in base_env and job.bundle is None:
+        real = _resolve_python(job.config.python, str(job.dir))
+        if real:
+            base_env["CONDORKIT_PYTHON"] = real
+    lock = _lock(job)
+    r = None
+    old: dict[int, Any] = {}
+    try:
+        for d in scratch_root(job.dir).iterdir():
+            if d.name.startswith(("chunk-", "piece-")):
+                shutil.rmtree(d, ignore_errors=True)
+        r = Scheduler(job, workers, retries, dispatch, granularity, speculate_after, backoff,
+                      joblog, grace, base_env, on_progress, seed)
+        skipped: list[int] = []
+        for task in job.tasks():
+            if only is not None and task.chunk.start not in only:
+                continue
+            if valid_result(task.result_path, task) is None:
+                skipped.append(task.chunk.index)
+            else:
+                r.chunks[task.chunk.index] = ChunkState()
+        leftovers = leftover_parts(job, r.chunks, skipped)
+        for i in r.chunks:
+            chunk = job.chunks[i]
+            pos = chunk.start
+            for p, _ in [pd for pd in leftovers if i in pd[0].chunks]:
+                if p.start > pos:
+                    r.push(Span(i, pos, p.start - pos))
+                pos = max(pos, p.end + 1)
+            if pos <= chunk.end:
+                r.push(Span(i, pos, chunk.end - pos + 1))
+        r.rows_total = r.pending_rows
+        for p, doc in leftovers:
+            r.add_part(p, doc)
+        if threading.current_thread() is threading.main_thread():
+            def on_signal(signum: int, _frame: Any) -> None:
+                if r is not None:
+                    r.stop = signum
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    old[sig] = signal.signal(sig, on_signal)
+        r.loop()
+        if r.stop:
+            r.kill_all("interrupted")
+    except BaseException:
+        if r is not None:
+            try:
+                r.kill_all("interrupted")
+            except BaseException:  # already failing: make sure nothing keeps running
+                for c in r.running:
+                    killpg(c.proc.pid, signal.SIGKILL)
+        raise
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+        if r is not None:
+            r.log.close()
+        os.close(lock)
+    outcomes = [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, "skipped", 0)
+                for i in skipped]
+    outcomes += [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, st.status, st.attempts,
+                              st.reason) for i, st in r.chunks.items()]
     outcomes.sort(key=lambda o: o.start)
-    return RunReport(job.dir, tuple(outcomes), job.rows, time.perf_counter() - t0, workers)
+    report = RunReport(job.dir, tuple(outcomes), job.rows, time.perf_counter() - r.t0, workers,
+                       dispatch, r.rows_done, r.attempts, r.retried, r.speculated, r.pieces,
+                       joblog, signal.Signals(r.stop).name if r.stop else "")
+    if r.stop:
+        exc = Interrupted(f"stopped by {report.interrupted}: {report.done} of "
+                          f"{len(report.chunks)} chunk(s) have valid results",
+                          "run the same command again; it resumes where this run stopped")
+        exc.exit_code = 128 + r.stop
+        exc.report = report  # type: ignore[attr-defined]
+        raise exc
+    return report
 
 
 @dataclass(frozen=True)
@@ -223,7 +322,6 @@ def dry_run(job: Job, index: int = 0) -> DryRunResult:
     rendered submit text for that queue item (not recomputed here), so this checks the submit
     file itself. The scratch folder is kept for inspection.
     """
-    from .errors import UsageError
     from .render import render_submit
     from .submit import expand_item, parse_items
 

@@ -201,7 +201,7 @@ class RunRecord:
     event_log: Path | None
     spool: bool
     submitted: float
-    submit_file: Path
+    submit_file: Path | None
     chunks: tuple[ChunkEntry, ...]
     chunk_size: int
     max_rows: int | None = None
@@ -238,7 +238,7 @@ class RunRecord:
                 log_dir=str(d["log_dir"]),
                 event_log=Path(d["event_log"]) if d.get("event_log") else None,
                 spool=bool(d["spool"]), submitted=float(d["submitted"]),
-                submit_file=Path(d["submit_file"]),
+                submit_file=Path(d["submit_file"]) if d.get("submit_file") else None,
                 chunks=tuple(ChunkEntry(**c) for c in d["chunks"]),
                 chunk_size=int(d["chunk_size"]),
                 max_rows=None if d.get("max_rows") is None else int(d["max_rows"]),
@@ -419,3 +419,78 @@ def remove(record: RunRecord, procs: Iterable[int], reason: str,
         schedd.act(htcondor.JobAction.Remove, ids, reason=(reason, 0))
     except Exception as exc:
         raise CondorError(f"cannot remove {', '.join(ids)}: {exc}", CONFIG_HINT) from exc
+
+
+# ----------------------------------------------------------------------------- adopting a cluster
+
+
+def adopt_run(job_dir: Path, config: Any, cluster: int,
+              schedd_name: str | None = None) -> RunRecord:
+    """Write a run record for a cluster submitted another way (``condor_submit submit.sub``).
+
+    The jobs' ``CondorkitStart``/``CondorkitCount`` attributes (set by the submit template) give
+    the chunk table; the job folder's manifest and options give each chunk's key.
+    """
+    from .job import prepare
+
+    job_dir = job_dir.resolve()
+    schedd, info = locate_schedd(schedd_name)
+    constraint = f"ClusterId == {int(cluster)}"
+    projection = ["ProcId", "CondorkitStart", "CondorkitCount", "Iwd", "SUBMIT_Iwd", "UserLog",
+                  "SUBMIT_UserLog", "QDate"]
+    try:
+        ads = list(schedd.query(constraint, projection=projection))
+        seen = {int(a["ProcId"]) for a in ads}
+        ads += [a for a in schedd.history(constraint, projection=projection)
+                if int(a["ProcId"]) not in seen]
+    except Exception as exc:
+        raise CondorError(f"cannot look up cluster {cluster} on {info.name!r}: {exc}",
+                          CONFIG_HINT) from exc
+    if not ads:
+        raise UsageError(f"cluster {cluster} is neither in the queue nor in the history of the "
+                         f"schedd {info.name!r}", "check the cluster id (condor_submit prints it)")
+
+    def text(ad: Any, *keys: str) -> str:
+        for k in keys:
+            v = ad.get(k)
+            if isinstance(v, str) and v:
+                return v
+        return ""
+
+    table = {}
+    for ad in ads:
+        start, count = ad.get("CondorkitStart"), ad.get("CondorkitCount")
+        if not isinstance(start, int) or not isinstance(count, int):
+            raise UsageError(f"job {cluster}.{ad['ProcId']} has no CondorkitStart/CondorkitCount",
+                             "only clusters made from condorkit's submit file can be followed")
+        iwd = Path(text(ad, "SUBMIT_Iwd", "Iwd"))
+        if iwd.resolve() != job_dir:
+            raise UsageError(f"cluster {cluster} was submitted from {iwd}, not {job_dir}",
+                             f"run the command in {iwd} (or pass -C {iwd})")
+        table[int(ad["ProcId"])] = (start, count)
+    size = max(c for _, c in table.values())
+    last = max(s + c - 1 for s, c in table.values())
+    job = prepare(job_dir, config.with_overrides(chunk=size), write=False)
+    if last < job.rows:
+        job = prepare(job_dir, config.with_overrides(chunk=size, max_rows=last), write=False)
+    chunks = {c.start: c for c in job.chunks}
+    entries = []
+    for proc, (start, count) in sorted(table.items()):
+        c = chunks.get(start)
+        if c is None or c.count != count:
+            raise UsageError(f"job {cluster}.{proc} runs rows {start}..{start + count - 1}, which "
+                             "is not a chunk of the current manifest",
+                             "the manifest changed since the submission; submit again")
+        entries.append(ChunkEntry(c.index, c.start, c.count, job.keys[c.index], proc))
+    first = ads[0]
+    log = text(first, "SUBMIT_UserLog", "UserLog")
+    spool = bool(text(first, "SUBMIT_Iwd"))
+    qdate = first.get("QDate")
+    record = RunRecord(
+        cluster=int(cluster), schedd=info, job_dir=job_dir, manifest=str(job.manifest.path),
+        manifest_sha256=job.manifest.sha256, results_dir=job.config.results_dir,
+        log_dir=job.config.log_dir, event_log=(job_dir / log) if log else None, spool=spool,
+        submitted=float(qdate) if isinstance(qdate, int) else time.time(), submit_file=None,
+        chunks=tuple(entries), chunk_size=size, max_rows=job.config.max_rows)
+    write_run_record(record)
+    return record

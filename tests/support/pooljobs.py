@@ -126,3 +126,30 @@ def remove_leftovers(folder: Path, schedd: Any) -> None:
         if schedd.query(f"ClusterId == {cluster}", projection=["ProcId"]):
             schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {cluster}",
                        reason=("test cleanup", 0))
+
+
+def write_photodemo(folder: Path, images: list[Any], base_url: str, rows: int, chunk: int,
+                    bundle: Path) -> Path:
+    """The packaged photodemo job (luminance.py + condorkit.toml) over ``rows`` manifest rows that
+    cycle through ``images`` (CorpusFiles) served at ``base_url``, with its bundle copied in."""
+    import itertools
+    import shutil
+    from importlib import resources
+
+    from condorkit.demo import write_manifest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in (folder / "results", folder / "logs"):
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o1777)  # written by the pool user (uid 2000)
+    example = resources.files("condorkit.examples.photodemo")
+    (folder / "luminance.py").write_bytes(example.joinpath("luminance.py").read_bytes())
+    toml = [line for line in example.joinpath("condorkit.toml").read_text().splitlines()
+            if not line.startswith(("chunk =", "request_memory =", "request_disk ="))]
+    toml += [f"chunk = {chunk}", 'request_memory = "256MB"', 'request_disk = "300MB"',
+             "job_lease_duration = 20", f'bundle = "{bundle.name}"']
+    (folder / "condorkit.toml").write_text("\n".join(toml) + "\n")
+    shutil.copyfile(bundle, folder / bundle.name)
+    write_manifest(folder / "manifest.txt", itertools.islice(itertools.cycle(images), rows),
+                   url_base=base_url)
+    return folder

@@ -1,0 +1,320 @@
+"""The local backend (condorkit.local.run): real wrapper, real processes, small job folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support.localjob import joblog, make_job, rejected, result_rows
+
+from condorkit.aggregate import aggregate
+from condorkit.config import load_config
+from condorkit.errors import UsageError
+from condorkit.job import Job, prepare
+from condorkit.local import run, valid_result
+from condorkit.pieces import parts_dir
+from condorkit.scheduler import Estimate, plan_piece
+from condorkit.wrappers import ckjob
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = {"backoff": 0.01, "speculate_after": None}
+
+
+def job_of(folder: Path, **cli: object) -> Job:
+    return prepare(folder, load_config(folder, cli, env={}))
+
+
+def env_with(tmp_path: Path, **values: str) -> dict[str, str]:
+    state = tmp_path / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CKTEST_", "CONDORKIT_"))}
+    env.update(CKTEST_STATE=str(state), **values)
+    return env
+
+
+def assert_exactly_once(job: Job) -> None:
+    assert result_rows(job.dir) == list(range(1, job.rows + 1))
+    for task in job.tasks():
+        assert valid_result(task.result_path, task) is None
+    report = aggregate([job.results_dir], expected_rows=job.rows,
+                       out_html=job.dir / "scatter.html", x_field="n", y_field="value",
+                       label_field="name")
+    assert (report.found, report.duplicates, report.missing_count) == (job.rows, 0, 0)
+    assert not list(job.results_dir.glob(".*")), "a temporary file was left in results/"
+
+
+# ----------------------------------------------------------------------------- basic run, resume
+
+
+def test_run_every_chunk_then_resume_skips_everything(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=12, chunk=4))
+    report = run(job, workers=2, **FAST)
+    assert [c.status for c in report.chunks] == ["done"] * 3
+    assert report.rows_run == 12 and not report.failed
+    assert_exactly_once(job)
+    doc = json.loads((job.results_dir / "results-5.json").read_text())
+    assert [r["value"] for r in doc["records"]] == [25, 36, 49, 64]
+    log = joblog(job.log_dir / "joblog.tsv")
+    assert len(log) == report.attempts and all(e["Outcome"] == "done" for e in log)
+    assert not list((job.dir / ".condorkit" / "scratch").iterdir())
+
+    again = run(job, workers=2, **FAST)
+    assert again.attempts == 0 and again.skipped == 3 and again.rows_run == 0
+    assert len(joblog(job.log_dir / "joblog.tsv")) == len(log)
+
+
+def test_editing_one_manifest_row_reruns_only_its_chunk(tmp_path: Path) -> None:
+    folder = make_job(tmp_path / "job", rows=12, chunk=4)
+    run(job_of(folder), workers=2, **FAST)
+    before = {p.name: p.stat().st_mtime_ns for p in (folder / "results").iterdir()}
+    lines = (folder / "manifest.txt").read_text().splitlines()
+    lines[6] = "item7 70"  # row 7 lives in the chunk starting at row 5
+    (folder / "manifest.txt").write_text("\n".join(lines) + "\n")
+    job = job_of(folder)
+    report = run(job, workers=2, granularity="chunk", **FAST)
+    assert {c.start: c.status for c in report.chunks} == {1: "skipped", 5: "done", 9: "skipped"}
+    assert report.attempts == 1
+    after = {p.name: p.stat().st_mtime_ns for p in (folder / "results").iterdir()}
+    assert after["results-1.json"] == before["results-1.json"]
+    assert after["results-9.json"] == before["results-9.json"]
+    doc = json.loads((folder / "results" / "results-5.json").read_text())
+    assert doc["records"][2] == {"row": 7, "name": "item7", "n": 70, "value": 4900}
+    assert_exactly_once(job)
+
+
+def test_a_second_run_refuses_while_one_holds_the_lock(tmp_path: Path) -> None:
+    import fcntl
+
+    job = job_of(make_job(tmp_path / "job", rows=2, chunk=1))
+    with open(job.dir / ".condorkit" / "run.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(UsageError, match="another `condorkit run`"):
+            run(job, workers=1, **FAST)
+
+
+def test_a_tampered_result_is_rerun(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=6, chunk=3))
+    run(job, workers=2, **FAST)
+    path = job.results_dir / "results-4.json"
+    path.write_text(path.read_text().replace('"value": 16', '"value": 17'))
+    report = run(job, workers=2, **FAST)
+    assert {c.start: c.status for c in report.chunks} == {1: "skipped", 4: "done"}
+    assert_exactly_once(job)
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def test_random_rejections_are_retried_and_every_row_lands_once(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=12, chunk=2))
+    env = env_with(tmp_path, CKTEST_FAIL_P="0.5", CKTEST_SEED="1")
+    report = run(job, workers=2, retries=20, granularity="chunk", env=env, **FAST)
+    assert not report.failed
+    # the program's coin flips are deterministic per (chunk, attempt): count the rejections
+    expected = 0
+    for c in job.chunks:
+        attempt = 1
+        while rejected("1", c.start, attempt, 0.5):
+            expected, attempt = expected + 1, attempt + 1
+    assert expected > 0
+    assert report.retried == expected and report.attempts == len(job.chunks) + expected
+    log = joblog(job.log_dir / "joblog.tsv")
+    assert sum(e["Outcome"] == "failed" for e in log) == expected
+    assert all(e["Exitval"] == "3" for e in log if e["Outcome"] == "failed")
+    assert_exactly_once(job)
+
+
+def test_random_rejections_with_automatic_granularity(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=15, chunk=5))
+    env = env_with(tmp_path, CKTEST_FAIL_P="0.4", CKTEST_SEED="3")
+    report = run(job, workers=2, retries=30, env=env, **FAST)
+    assert not report.failed
+    assert_exactly_once(job)
+    assert not list(parts_dir(job).glob("*.json")) if parts_dir(job).is_dir() else True
+
+
+def test_a_chunk_that_keeps_failing_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=9, chunk=3))
+    env = env_with(tmp_path, CKTEST_FAIL_STARTS="4")
+    report = run(job, workers=2, retries=2, granularity="chunk", env=env, **FAST)
+    assert {c.start: c.status for c in report.chunks} == {1: "done", 4: "failed", 7: "done"}
+    (bad,) = report.failed
+    assert bad.attempts == 3 and "exit code 3" in bad.reason and "always fails" in bad.reason
+    assert report.retried == 2
+    assert not (job.results_dir / "results-4.json").exists()
+    assert result_rows(job.dir) == [1, 2, 3, 7, 8, 9]
+
+
+def test_workers_sigkilled_mid_chunk_are_retried(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=12, chunk=3))
+    env = env_with(tmp_path, CKTEST_KILL="all")
+    report = run(job, workers=2, retries=1, env=env, **FAST)
+    assert not report.failed
+    log = joblog(job.log_dir / "joblog.tsv")
+    killed = [e for e in log if e["Outcome"] == "failed"]
+    assert killed and all(e["Signal"] == "9" and "SIGKILL" in e["Note"] for e in killed)
+    assert report.retried == len(killed)
+    assert_exactly_once(job)
+
+
+def test_a_straggler_gets_a_copy_and_the_loser_is_killed(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=6, chunk=3))
+    env = env_with(tmp_path, CKTEST_HANG="1")
+    report = run(job, workers=2, granularity="chunk", env=env, backoff=0.01,
+                 speculate_after=0.3)
+    assert report.speculated == 1 and not report.failed
+    log = joblog(job.log_dir / "joblog.tsv")
+    outcomes = sorted((e["Rows"], e["Outcome"]) for e in log)
+    assert outcomes == [("1-3", "done"), ("1-3", "superseded"), ("4-6", "done")]
+    pid, _ = (tmp_path / "state" / "pid-1-1").read_text().split()
+    assert_gone(int(pid))
+    assert_exactly_once(job)
+
+
+def assert_gone(pid: int) -> None:
+    """The process is gone (or a zombie about to be reaped by init)."""
+    for _ in range(200):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} is still running")
+
+
+# ----------------------------------------------------------------------------- granularity
+
+
+def test_one_chunk_on_two_workers_is_split_and_merged(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=10, chunk=10))
+    report = run(job, workers=2, **FAST)
+    assert report.pieces == 2
+    log = joblog(job.log_dir / "joblog.tsv")
+    assert sorted(e["Rows"] for e in log) == ["1-5", "6-10"]
+    doc = json.loads((job.results_dir / "results-1.json").read_text())
+    assert ckjob.check_results(doc, 1, 10, job.keys[0]) == []
+    assert [(p["start"], p["count"]) for p in doc["pieces"]] == [(1, 5), (6, 5)]
+    assert list(job.results_dir.iterdir()) == [job.results_dir / "results-1.json"]
+    assert not list(parts_dir(job).iterdir())
+    assert_exactly_once(job)
+
+
+def test_parts_of_an_interrupted_chunk_are_reused(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=10, chunk=10))
+    env = env_with(tmp_path, CKTEST_FAIL_STARTS="6")
+    first = run(job, workers=2, retries=0, env=env, **FAST)
+    assert [c.status for c in first.chunks] == ["failed"]
+    assert [p.name for p in parts_dir(job).iterdir()] == ["results-1-5.json"]
+    assert not list(job.results_dir.iterdir())
+    n_first = len(joblog(job.log_dir / "joblog.tsv"))
+
+    second = run(job, workers=2, env=env_with(tmp_path), **FAST)
+    assert [c.status for c in second.chunks] == ["done"] and second.rows_run == 5
+    new = joblog(job.log_dir / "joblog.tsv")[n_first:]
+    assert all(int(e["Rows"].split("-")[0]) >= 6 for e in new)
+    assert not list(parts_dir(job).iterdir())
+    assert_exactly_once(job)
+
+
+def test_stale_parts_are_not_reused(tmp_path: Path) -> None:
+    folder = make_job(tmp_path / "job", rows=10, chunk=10)
+    job = job_of(folder)
+    run(job, workers=2, retries=0, env=env_with(tmp_path, CKTEST_FAIL_STARTS="6"), **FAST)
+    assert (parts_dir(job) / "results-1-5.json").exists()
+    (folder / "manifest.txt").write_text(
+        (folder / "manifest.txt").read_text().replace("item3 3", "item3 33"))
+    job = job_of(folder)
+    report = run(job, workers=2, env=env_with(tmp_path / "b"), **FAST)
+    assert report.rows_run == 10
+    doc = json.loads((job.results_dir / "results-1.json").read_text())
+    assert doc["records"][2]["value"] == 33 ** 2
+    assert_exactly_once(job)
+
+
+def test_tiny_chunks_are_joined_and_still_written_per_chunk(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=24, chunk=1))
+    report = run(job, workers=2, **FAST)
+    assert not report.failed and report.pieces < 24  # start-up costs far more than a row
+    assert len(list(job.results_dir.glob("results-*.json"))) == 24
+    assert_exactly_once(job)
+
+
+def test_granularity_chunk_runs_exactly_the_jobs_chunks(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=10, chunk=10))
+    report = run(job, workers=2, granularity="chunk", **FAST)
+    assert report.pieces == 1
+    assert [e["Rows"] for e in joblog(job.log_dir / "joblog.tsv")] == ["1-10"]
+
+
+def test_random_dispatch_preassigns_whole_chunks(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=10, chunk=2))
+    report = run(job, workers=2, dispatch="random", seed=1, **FAST)
+    assert report.dispatch == "random" and report.pieces == 5 and not report.failed
+    assert_exactly_once(job)
+
+
+def test_bad_dispatch_is_a_usage_error(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=2, chunk=1))
+    with pytest.raises(UsageError, match="dispatch"):
+        run(job, dispatch="roundrobin")
+
+
+@pytest.mark.parametrize(
+    ("spans", "pending", "running", "est", "want"),
+    [
+        # plenty of work left: take the whole chunk
+        ([(1, 200, True)], 1000, 0, Estimate(), (1, 200)),
+        # the tail: cut at the fair share of what is left
+        ([(801, 200, True)], 200, 10, Estimate(0.05, 0.2), (1, 105)),
+        # never leave a remainder below a few start-ups of work (20 rows here)
+        ([(801, 110, True)], 110, 80, Estimate(0.05, 0.2), (1, 110)),
+        # no estimate yet: split one big chunk between two idle workers
+        ([(1, 10, True)], 10, 0, Estimate(), (1, 5)),
+        # tiny chunks are joined while they are adjacent, whole and fresh
+        ([(1, 1, True), (2, 1, True), (3, 1, True)], 3, 0, Estimate(0.001, 0.2), (3, 3)),
+        ([(1, 1, True), (2, 1, False), (3, 1, True)], 3, 0, Estimate(0.001, 0.2), (1, 1)),
+        ([(1, 1, True), (5, 1, True)], 2, 0, Estimate(0.001, 0.2), (1, 1)),
+        # a chunk that is long enough on its own is not joined
+        ([(1, 100, True), (101, 100, True)], 1000, 0, Estimate(0.05, 0.2), (1, 100)),
+    ],
+)
+def test_plan_piece(spans: list[tuple[int, int, bool]], pending: int, running: float,
+                    est: Estimate, want: tuple[int, int]) -> None:
+    assert plan_piece(spans, pending, running, 2, est) == want
+
+
+# ----------------------------------------------------------------------------- real photodemo
+
+
+def test_photodemo_on_real_jpegs_five_chunks_two_workers(tmp_path: Path, photo_corpus) -> None:
+    folder = tmp_path / "photo"
+    folder.mkdir()
+    shutil.copy(REPO / "examples" / "photodemo" / "luminance.py", folder)
+    shutil.copy(REPO / "examples" / "photodemo" / "condorkit.toml", folder)
+    files = photo_corpus[:10]
+    (folder / "manifest.txt").write_text("".join(f"{f.path} {f.year}\n" for f in files))
+    job = job_of(folder, chunk=2)
+    assert len(job.chunks) == 5
+    report = run(job, workers=2, **FAST)
+    assert not report.failed and report.rows_run == 10
+    sys.path.insert(0, str(REPO / "examples" / "photodemo"))
+    sys.path.insert(0, str(REPO / "wrappers"))
+    try:
+        import luminance  # the program's own kernel, in-process
+    finally:
+        del sys.path[:2]
+    got = {}
+    for p in job.results_dir.glob("results-*.json"):
+        for r in json.loads(p.read_text())["records"]:
+            got[r["row"]] = (r["year"], r["luminance"])
+    assert got == {i: (f.year, luminance.luminance(str(f.path)))
+                   for i, f in enumerate(files, start=1)}
+    rep = aggregate([job.results_dir], expected_rows=10, out_html=folder / "scatter.html")
+    assert (rep.found, rep.duplicates, rep.missing_count) == (10, 0, 0)
