@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -498,6 +499,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-j", "--jobs", type=int, help="parallel workers (default: all cores)")
     s.add_argument("--chunk", type=int, help="rows per chunk")
     s.add_argument("--max", type=int, help="cap on the number of rows")
+    s.add_argument("--retries", type=int, help="extra attempts for a failed piece "
+                   "(default: local_retries, 2)")
+    s.add_argument("--backoff", type=float, default=1.0, metavar="S",
+                   help="seconds before the first retry, doubling each time (default 1)")
+    s.add_argument("--dispatch", choices=("balanced", "random"), default="balanced",
+                   help="balanced: idle workers take from one queue; random: chunks "
+                   "pre-assigned to workers at random (for comparison)")
+    s.add_argument("--granularity", choices=("auto", "chunk"), default="auto",
+                   help="auto: split a chunk to balance the tail or join tiny chunks; "
+                   "chunk: run exactly the job's chunks")
+    s.add_argument("--speculate-after", type=float, default=10.0, metavar="S",
+                   help="an idle worker copies a piece that has run this long and twice its "
+                   "expected time (default 10)")
+    s.add_argument("--no-speculate", action="store_true", help="never start speculative copies")
+    s.add_argument("--joblog", metavar="PATH", help="one line per attempt (default "
+                   "LOGDIR/joblog.tsv, appended)")
+    s.add_argument("--seed", type=int, help="seed for --dispatch random")
     _add_job_options(s)
     s.set_defaults(func=cmd_run)
 
