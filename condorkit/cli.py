@@ -172,30 +172,53 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .local import run
+    from .errors import Interrupted
+    from .local import RunProgress, RunReport, run
 
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j needs at least 1 worker, got {args.jobs}", "e.g. -j 2")
     job = _prepare(args, chunk=args.chunk, max_rows=args.max)
-    progress = Progress(len(job.chunks), "run", None if not args.json else False)
-    counter = {"n": 0}
+    progress = Progress(job.rows, "run", None if not args.json else False)
 
-    def on_done(outcome: Any) -> None:
-        counter["n"] += 1
-        progress.update(counter["n"], f"{outcome.status} {outcome.start}")
+    def on_progress(p: RunProgress) -> None:
+        progress.total = max(p.rows_total, 1)
+        note = f"{p.chunks_done}/{p.chunks_total} chunks, {p.running} running"
+        progress.update(p.rows_done, note + (f", {p.chunks_failed} FAILED"
+                                             if p.chunks_failed else ""))
 
     err(f"run: {job.rows} rows in {len(job.chunks)} chunk(s) on "
         f"{args.jobs or job.config.workers or os.cpu_count()} worker(s)")
-    report = run(job, workers=args.jobs or 0, on_done=on_done)
-    progress.close()
-    if args.json:
-        emit_json(report)
-    else:
-        n_skip = sum(1 for c in report.chunks if c.status == "skipped")
-        err(f"run: {report.done}/{len(report.chunks)} chunks done ({n_skip} already valid), "
-            f"{len(report.failed)} failed, {report.rows_per_s:.1f} rows/s, "
-            f"wall {report.wall_s:.2f}s")
+
+    def show(report: RunReport) -> None:
+        progress.close()
+        if args.json:
+            emit_json(report)
+            return
+        err(f"run: {report.done}/{len(report.chunks)} chunks done ({report.skipped} already "
+            f"valid), {len(report.failed)} failed, {report.retried} retried, "
+            f"{report.speculated} speculated; {report.rows_run} rows in {report.pieces} "
+            f"piece(s), {report.rows_per_s:.1f} rows/s, wall {report.wall_s:.2f}s")
         for c in report.failed:
-            err(f"  chunk {c.start} ({c.count} rows) failed after {c.attempts} attempt(s): "
-                f"{c.reason}")
+            err(f"  chunk {c.start} ({c.count} rows) failed: {c.reason}")
+        err(f"run: joblog {report.joblog}")
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise Interrupted("stopped by SIGTERM before any chunk started", "run it again")
+
+    old = signal.signal(signal.SIGTERM, on_term)  # run() installs its own while it runs
+    try:
+        report = run(job, workers=args.jobs or 0, retries=args.retries,
+                     dispatch=args.dispatch, granularity=args.granularity,
+                     speculate_after=None if args.no_speculate else args.speculate_after,
+                     backoff=args.backoff, joblog=Path(args.joblog) if args.joblog else None,
+                     seed=args.seed, on_progress=on_progress)
+    except Interrupted as exc:
+        if getattr(exc, "report", None) is not None:
+            show(exc.report)  # type: ignore[attr-defined]
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    show(report)
     if report.failed:
         raise RunFailed(f"{len(report.failed)} chunk(s) failed",
                         "fix the cause shown above and run again; finished chunks are kept")
