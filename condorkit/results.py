@@ -32,7 +32,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,15 @@ def load_results(
         return _invalid(p, CONDORKIT_FORMAT, f"cannot be read: {exc.strerror or exc}")
     head = data.lstrip()[:1]
     if head in (b"[", b"/"):
-        return _load_legacy(p, data, legacy_fields)
+        rf = _load_legacy(p, data, legacy_fields)
+        extra = []
+        if expect_start is not None and rf.start != expect_start:
+            extra.append(f"start is {rf.start}, expected {expect_start}")
+        if expect_count is not None and rf.count != expect_count:
+            extra.append(f"count is {rf.count}, expected {expect_count}")
+        if expect_key is not None:
+            extra.append("legacy fragment has no key: cannot tell which program made it")
+        return replace(rf, problems=rf.problems + tuple(extra)) if extra else rf
     if not head:
         return _invalid(p, CONDORKIT_FORMAT, "file is empty (the job wrote nothing)")
     try:
@@ -176,6 +184,8 @@ def check_document(
     recs: tuple[Mapping[str, Any], ...] = ()
     if isinstance(records, list) and (not problems or all(isinstance(r, dict) for r in records)):
         recs = tuple(records)
+    if not problems and set(map(type, (r["row"] for r in recs))) - {int}:
+        problems.append("row numbers must be integers")
     if start is not None and start < 1:
         problems.append(f"start is {start}; rows are numbered from 1")
     if start is not None and count is not None and start + count > MAX_ROW:

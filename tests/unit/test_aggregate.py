@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,14 @@ import pytest
 from condorkit.wrappers import ckjob
 
 import condorkit.aggregate as agg
+
+try:
+    from html.parser import HTMLParser
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on how pytest is started
+    raise ImportError(
+        "the repository's top-level html/ folder (package data condorkit.html) shadows the "
+        "standard library's html package when the repository root is on sys.path: run "
+        "`pytest`, not `python -m pytest`, from the repository root") from exc
 from condorkit.aggregate import AggregateReport, aggregate
 from condorkit.chart import json_for_script, nice_axis
 from condorkit.errors import ResultsError

@@ -124,6 +124,10 @@ def test_nan_is_invalid(tmp_path: Path) -> None:
 def test_absurd_row_numbers_are_invalid(tmp_path: Path) -> None:
     rf = load_results(write(tmp_path, make_doc(10**20, 2), name="x.json"))
     assert any("rows beyond" in p for p in rf.problems)
+    doc = make_doc(1, 2)
+    doc["records"][0]["row"] = 1.0  # compares equal to 1, but is not a row number
+    rf = load_results(write(tmp_path, resign(doc)))
+    assert rf.problems == ("row numbers must be integers",)
 
 
 def test_missing_file_and_expectations(tmp_path: Path) -> None:
@@ -193,6 +197,15 @@ def test_legacy_rows_follow_the_skip_in_the_name(tmp_path: Path) -> None:
     rf = load_results(path, legacy_fields=("x", "y"))
     assert [r["row"] for r in rf.records] == [201, 202, 203, 204, 205]
     assert rf.records[1] == {"row": 202, "x": 1919, "y": 0.416121}
+
+
+def test_legacy_fragment_and_expectations(tmp_path: Path) -> None:
+    path = tmp_path / "results-0.json"
+    path.write_text(TUTORIAL_SAMPLE)
+    assert load_results(path, expect_start=1, expect_count=5).valid
+    rf = load_results(path, expect_start=201, expect_key="k")
+    assert "start is 1, expected 201" in rf.problems
+    assert any("no key" in p for p in rf.problems)
 
 
 def test_legacy_lines_with_trailing_comments(tmp_path: Path) -> None:
