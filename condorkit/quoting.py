@@ -177,3 +177,50 @@ def shell_quote(value: str) -> str:
 def shell_join(args: list[str] | tuple[str, ...]) -> str:
     """Quote each argument and join them into one shell command line."""
     return " ".join(shell_quote(a) for a in args)
+
+
+# ----------------------------------------------------------------------------- DAGMan input files
+# DAG-file facts used here (HTCondor manual, "DAGMan workflows"): a line is a keyword and
+# white-space separated fields, so a node name or a file name cannot hold white space; node names
+# PARENT, CHILD and ALL_NODES are reserved and `+` separates splice names; a VARS value is written
+# in double quotes, where `\"` is a double quote and `\\` a backslash. A VARS value becomes a
+# submit-file macro, so it must already be in submit syntax (see :func:`submit_arg`).
+
+_DAG_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_DAG_RESERVED = {"PARENT", "CHILD", "ALL_NODES"}
+
+
+def dag_name(value: str, what: str = "DAG node name") -> str:
+    """Check a DAG node name: letters, digits, ``_ . -`` (not first), not a DAG keyword."""
+    value = str(value)
+    if not _DAG_NAME.match(value):
+        raise QuotingError(f"{what} {value!r} is not a safe DAG node name",
+                           "use 1-200 letters, digits, '_', '.' or '-' (not first)")
+    if value.upper() in _DAG_RESERVED:
+        raise QuotingError(f"{what} {value!r} is a reserved DAG keyword", "pick another name")
+    return value
+
+
+def dag_path(value: str, what: str = "path") -> str:
+    """Check a file name written as a field of a DAG file line (no white space, no quotes)."""
+    value = str(value)
+    _no_breaks(value, what)
+    if value == "" or any(c in value for c in " \t\"'"):
+        raise QuotingError(f"{what} {value!r} contains white space or a quote, which a DAG file "
+                           "line cannot carry", "move the folder to a path without spaces")
+    return value
+
+
+def dag_vars_value(value: str, what: str = "VARS value") -> str:
+    """Render a VARS value: the double-quoted DAG string whose content is ``value`` verbatim."""
+    value = str(value)
+    _no_breaks(value, what)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def submit_arg(value: str) -> str:
+    """One argument in the new ``arguments`` syntax, without the surrounding double quotes.
+
+    For a value spliced into ``arguments = "... $(macro)"`` through a macro (a DAG VARS value).
+    """
+    return submit_args([value])[1:-1]
