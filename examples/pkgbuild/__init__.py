@@ -1,0 +1,1 @@
+"""Example: the pkgsrc package graph from the paexec slides (a task graph)."""
