@@ -303,6 +303,19 @@ def _report_submit(rep: Any, skipped: int, verb: str, as_json: bool) -> None:
     err(f"  run record: {rep.record_path}; next: condorkit status / condorkit wait")
 
 
+def _refuse_queued(job: Any, todo: Sequence[Any], schedd: str | None) -> None:
+    """Never run a chunk twice at once: refuse while a queued job still works on it."""
+    from .monitor import queued_chunks
+
+    queued = queued_chunks(job.dir, schedd)
+    clash = [f"{c.start} ({queued[c.start]})" for c in todo if c.start in queued]
+    if clash:
+        raise UsageError(f"{len(clash)} chunk(s) still have a job in the queue: "
+                         f"{', '.join(clash[:5])}{' ...' if len(clash) > 5 else ''}",
+                         "wait for them (condorkit wait), or remove them (condor_rm CLUSTER); "
+                         "condorkit resubmit --missing removes held jobs of the last run")
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from .submit import chunks_to_run, submit_run
 
@@ -312,6 +325,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         err(f"submit: all {len(job.chunks)} chunk(s) already have valid results; nothing to "
             "submit (--all submits them again)")
         return 0
+    _refuse_queued(job, todo, args.schedd)
     rep = submit_run(job, todo, spool=args.spool, schedd_name=args.schedd)
     _report_submit(rep, len(valid), "submit", args.json)
     return 0
@@ -336,6 +350,7 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
     if not todo:
         err(f"resubmit: all {len(job.chunks)} chunk(s) have valid results; nothing to submit")
         return 0
+    _refuse_queued(job, todo, args.schedd)
     rep = submit_run(job, todo, spool=args.spool, schedd_name=args.schedd, parent=prev.cluster)
     _report_submit(rep, len(valid), "resubmit", args.json)
     return 0

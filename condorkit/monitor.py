@@ -488,3 +488,32 @@ def where(record: RunRecord) -> Where:
     hosts = tuple(sorted((HostCount(h, r[0], r[1], r[2], r[3], max(attempts.get(h, 0), r[0]))
                           for h, r in rows.items()), key=lambda x: (-x.chunks, x.host)))
     return Where(record.cluster, hosts, unplaced)
+
+
+def queued_chunks(job_dir: Path, schedd_name: str | None = None) -> dict[int, str]:
+    """Chunks of this job folder that some job in the queue is still working on.
+
+    Asks the schedd for every job whose (submit) folder is ``job_dir``, whichever way it was
+    submitted, and returns ``{start: "CLUSTER.PROC state"}`` for those idle, running, held, or
+    finished but waiting for their spooled outputs to be retrieved.
+    """
+    import json
+
+    from .submit import locate_schedd
+
+    schedd, _ = locate_schedd(schedd_name)
+    folder = json.dumps(str(job_dir.resolve()))
+    try:
+        ads = schedd.query(f"(Iwd == {folder} || SUBMIT_Iwd == {folder}) && JobStatus != 3",
+                           projection=["ClusterId", "ProcId", "JobStatus", "CondorkitStart",
+                                       "SUBMIT_Iwd"])
+    except Exception as exc:
+        raise CondorError(f"cannot query the schedd for jobs of {job_dir}: {exc}",
+                          CONFIG_HINT) from exc
+    out = {}
+    for ad in ads:
+        start, code = _plain(ad.get("CondorkitStart")), _plain(ad.get("JobStatus"))
+        if not isinstance(start, int) or (code == 4 and _plain(ad.get("SUBMIT_Iwd")) is None):
+            continue  # not a condorkit chunk, or completed and about to leave the queue
+        out[start] = f"{ad['ClusterId']}.{ad['ProcId']} {_JOB_STATUS.get(int(code or 0), code)}"
+    return out
