@@ -97,7 +97,7 @@ class Row:
 
     def as_dict(self, columns: Columns) -> dict[str, object]:
         d: dict[str, object] = {"row": self.row, "line": self.line}
-        d.update(zip(columns.names, self.values))
+        d.update(zip(columns.names, self.values, strict=True))
         return d
 
 
@@ -132,7 +132,7 @@ def parse_line(path: str, lineno: int, text: str, columns: Columns) -> tuple[str
             hint += "; write a path with spaces as a file:// URL with %20 for each space"
         raise ManifestError(path, lineno, f"expected {n} field(s) ({columns.usage()}), "
                             f"found {len(fields)}", hint)
-    return tuple(_convert(path, lineno, c, f) for c, f in zip(columns.columns, fields))
+    return tuple(_convert(path, lineno, c, f) for c, f in zip(columns.columns, fields, strict=True))
 
 
 def iter_rows(path: str | Path, columns: Columns = PHOTODEMO_COLUMNS) -> Iterator[Row]:

@@ -48,7 +48,8 @@ def escape_dollars(value: str, keep: tuple[str, ...] = ()) -> str:
         # HTCondor re-reads the expansion of $(DOLLAR): `$$` would become a match-time
         # reference and `$(DOLLAR)(DOLLAR)` a single `$`, so these cannot be written literally.
         raise QuotingError(f"{value!r} contains `$$` or `$(DOLLAR)`, which a submit file "
-                           "cannot hold literally", "rename the file or folder, or change the value")
+                           "cannot hold literally",
+                           "rename the file or folder, or change the value")
     if not keep:
         out = value.replace("$", "$(DOLLAR)")
     else:

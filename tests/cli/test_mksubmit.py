@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from condorkit.wrappers import ckjob
 
 from condorkit.cli import main
 from condorkit.submit import expand_item, parse_items
-from condorkit.wrappers import ckjob
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_MANIFEST = REPO.parent / "shared" / "data" / "photodemo-manifest.txt"
@@ -114,8 +114,8 @@ def test_options_from_project_file_env_and_flags(tmp_path: Path,
     assert "extra.dat" in sub["transfer_input_files"]
 
 
-def test_bad_manifest_line_is_named_and_stdout_stays_empty(tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_manifest_line_is_named_and_stdout_stays_empty(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     job = make_job(tmp_path / "job", "a.jpg 1900\nb.jpg nineteen\n")
     code, out, err = mksubmit(job, "10", capsys=capsys)
     assert code == 3 and out == ""

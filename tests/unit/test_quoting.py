@@ -59,8 +59,8 @@ def test_values_are_literal_after_htcondor_expansion(value: str) -> None:
 
 def test_kept_macro_still_expands_and_others_do_not() -> None:
     htcondor = _htcondor()
-    text = (f"executable = /bin/true\narguments = {submit_args(['r-$(start).x', '$(start)x$(y)'], keep=('start',))}\n"
-            "queue start from (\n7\n)\n")
+    args = submit_args(["r-$(start).x", "$(start)x$(y)"], keep=("start",))
+    text = f"executable = /bin/true\narguments = {args}\nqueue start from (\n7\n)\n"
     sub = htcondor.Submit(text)
     sub["start"] = "7"
     assert parse_submit_args(sub.expand("arguments")) == ["r-7.x", "7x$(y)"]
