@@ -2,7 +2,8 @@
 
 Generates N rows of photodemo-like results (files of --chunk rows, written with
 ``ckjob.make_results``/``ckjob.write_results``, 1% error rows), then aggregates them --repeat
-times, each in a fresh Python process, and reports the median wall time and the peak RSS of the
+times, each in a fresh Python process, and reports the median wall time (and CPU time of the
+process and its workers, less sensitive to a busy machine) and the peak RSS of the
 aggregating process (``resource.getrusage``), with its RSS just before aggregating (after imports)
 and the largest worker process's peak for comparison. ``--workers`` values run interleaved.
 Files are read once before each timed pass so the page cache is warm.
@@ -59,15 +60,19 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 from condorkit.aggregate import aggregate
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+before = r0.ru_maxrss
 t0 = time.perf_counter()
 workers = None if sys.argv[4] == "auto" else int(sys.argv[4])
 rep = aggregate([sys.argv[1]], expected_rows=int(sys.argv[2]), out_html=Path(sys.argv[3]),
                 workers=workers)
 dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"seconds": dt, "rss_before_kib": before, "peak_rss_kib": peak,
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+rc = resource.getrusage(resource.RUSAGE_CHILDREN)
+peak = r1.ru_maxrss
+worker_peak = rc.ru_maxrss
+cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime + rc.ru_utime + rc.ru_stime
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "rss_before_kib": before, "peak_rss_kib": peak,
                   "worker_peak_rss_kib": worker_peak,
                   "found": rep.found, "errors": rep.errors, "missing": rep.missing_count,
                   "density": rep.density_mode,
@@ -88,6 +93,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "median_s": statistics.median(r["seconds"] for r in runs),
         "all_s": [round(r["seconds"], 2) for r in runs],
+        "cpu_s": statistics.median(r["cpu_seconds"] for r in runs),
         "peak_rss_mib": max(r["peak_rss_kib"] for r in runs) / 1024,
         "rss_before_mib": max(r["rss_before_kib"] for r in runs) / 1024,
         "worker_peak_mib": max(r["worker_peak_rss_kib"] for r in runs) / 1024,
@@ -127,7 +133,7 @@ def main() -> int:
             for w in args.workers:
                 r = summarize(runs[w])
                 print(f"N={rows:>9,} files={files:>5} workers={w:<4} "
-                      f"median={r['median_s']:.2f} s (runs {r['all_s']}) "
+                      f"median={r['median_s']:.2f} s (runs {r['all_s']}; CPU {r['cpu_s']:.2f} s) "
                       f"peak RSS={r['peak_rss_mib']:.0f} MiB "
                       f"(after imports {r['rss_before_mib']:.0f} MiB; largest worker "
                       f"{r['worker_peak_mib']:.0f} MiB) found={r['found']:,} "

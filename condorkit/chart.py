@@ -4,7 +4,7 @@ Owns the page: the packaged header fragment (``condorkit.html/scatter_head.html`
 and error tables written here (every value HTML-escaped), the data as escaped JSON in
 ``<script type="application/json" id="ck-data">``, and the packaged footer fragment
 (``scatter_foot.html``), whose script draws the data with Google Charts' current loader or, when
-that cannot load, as inline SVG. Also the axis and binning helpers the data is built with.
+that cannot load, as inline SVG. Also the axis helper the data is built with.
 ``condorkit.aggregate`` builds the data and calls :func:`render_page`.
 """
 
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from array import array
-from collections.abc import Iterator
 from importlib.resources import files
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,12 +48,6 @@ def nice_axis(lo: float, hi: float, *, integer: bool = False,
     digits = max(0, -int(math.floor(math.log10(step))) + 1) if step < 1 else 0
     ticks = [round(amin + i * step, digits + 2) for i in range(n + 1)]
     return {"min": ticks[0], "max": ticks[-1], "ticks": ticks}
-
-
-def bin_index(values: array, origin: float, width: float, top: int) -> Iterator[int]:
-    """``min(int((v - origin) / width), top)`` for each value, without a Python-level loop."""
-    scaled = map(float.__truediv__, map(float.__sub__, values, repeat(origin)), repeat(width))
-    return map(min, map(int, scaled), repeat(top))
 
 
 def json_for_script(data: Any) -> str:

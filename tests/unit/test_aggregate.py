@@ -222,13 +222,15 @@ def test_records_without_a_number_count_as_errors(tmp_path: Path) -> None:
     assert "no numeric 'year' and 'luminance'" in rep.error_samples[0][2]
 
 
-def test_odd_values_and_record_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reverse", [False, True])
+def test_odd_values_and_record_order(tmp_path: Path, reverse: bool) -> None:
     path = write_chunk(tmp_path, 1, 6)
     doc = json.loads(path.read_text())
     doc["records"][1]["luminance"] = True  # a boolean is not a number here
     doc["records"][2]["luminance"] = 10**400  # valid JSON, too large for a float
     doc["records"][3]["year"] = None
-    doc["records"].reverse()  # any order is fine
+    if reverse:
+        doc["records"].reverse()  # any order is fine
     doc["digest"] = ckjob.results_digest(doc)
     ckjob.write_results(str(path), doc)
     rep = aggregate([tmp_path], expected_rows=6, out_html=tmp_path / "s.html")
