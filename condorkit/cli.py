@@ -276,6 +276,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .bundle import build_bundle
+
+    job_dir = _job_dir(args)
+    req: Path | None = Path(args.requirements or job_dir / "requirements.txt")
+    if args.no_requirements:
+        req = None
+    out_dir = Path(args.output) if args.output else job_dir
+    if not args.json:
+        err(f"bundle: {'reusing or ' if not args.force else ''}building the environment for "
+            f"{req or 'no requirements'} in {out_dir} (a cold build downloads packages)")
+    res = build_bundle(req, out_dir, python=args.python, force=args.force)
+    if args.json:
+        emit_json(res)
+        return 0
+    how = "reused (unchanged)" if res.reused else f"built in {res.build_s:.1f}s"
+    err(f"bundle: {res.path} {how}: {res.size_bytes / 1e6:.1f} MB, {res.files} files, "
+        f"python {res.python} for {res.arch}, needs glibc >= {res.glibc}")
+    err(f"  packages: {' '.join(res.packages) or '(none)'}")
+    for w in res.warnings:
+        err(f"  warning: {w}")
+    err(f'  use it: bundle = "{res.name}" in condorkit.toml (or bundle = "auto"), '
+        f"or --bundle {res.name}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- pool commands
 
 
@@ -750,6 +776,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--chunk", type=int, default=20, help="rows per chunk in its condorkit.toml")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("bundle", parents=[common], help="pack the job's Python environment "
+                       "(interpreter + packages) into one tarball for the workers")
+    s.add_argument("-r", "--requirements", metavar="FILE",
+                   help="pip requirements file (default: JOB/requirements.txt)")
+    s.add_argument("--no-requirements", action="store_true",
+                   help="ship only the interpreter and its standard library")
+    s.add_argument("-o", "--output", metavar="DIR", help="folder for the tarball (default: JOB)")
+    s.add_argument("--python", help="base interpreter to ship (default: the one running "
+                   "condorkit)")
+    s.add_argument("--force", action="store_true", help="rebuild even if an identical bundle "
+                   "exists (e.g. to pick up newer versions of unpinned packages)")
+    s.set_defaults(func=cmd_bundle)
     _add_pool_commands(sub, common)
     _add_dag_commands(sub, common)
     return p

@@ -115,6 +115,37 @@ def _resolve(job_dir: Path, name: str, what: str, must_exist: bool = True) -> Pa
     return p.resolve() if must_exist else p
 
 
+AUTO_BUNDLE = "auto"
+REQUIREMENTS = "requirements.txt"
+
+
+def _bundle_path(job_dir: Path, config: JobConfig, must_exist: bool) -> Path | None:
+    """The job's bundle tarball: ``bundle = "NAME"``, or ``"auto"`` (the bundle that
+    ``condorkit bundle`` makes from the job folder's requirements.txt), or None."""
+    if not config.bundle:
+        return None
+    if config.bundle == AUTO_BUNDLE:
+        from .bundle import expected_bundle
+
+        req = job_dir / REQUIREMENTS
+        if not req.is_file():
+            raise ConfigError(f'bundle = "auto" needs {req}',
+                              "list the job's packages there (e.g. pillow), or set bundle to "
+                              "a tarball made by `condorkit bundle -r FILE`")
+        path = expected_bundle(job_dir, req)
+    else:
+        path = Path(config.bundle)
+        path = path if path.is_absolute() else job_dir / path
+    if must_exist and not path.is_file():
+        what = (f"the bundle for the current {REQUIREMENTS} ({path.name})"
+                if config.bundle == AUTO_BUNDLE else f"bundle {path}")
+        raise ConfigError(f"{what} does not exist",
+                          f"build it: cd {job_dir} && condorkit bundle"
+                          + ("" if config.bundle == AUTO_BUNDLE else " (then set bundle to "
+                             "the name it prints)"))
+    return path.resolve() if must_exist else path
+
+
 def _install_resource(name: str, dest: Path) -> Path:
     data = resources.files("condorkit.wrappers").joinpath(name).read_bytes()
     if not dest.is_file() or dest.read_bytes() != data:
@@ -153,7 +184,7 @@ def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
     manifest_path = _resolve(job_dir, config.manifest, "manifest")
     program = _resolve(job_dir, config.program, "program")
     extra = tuple(_resolve(job_dir, f, "input file") for f in config.input_files)
-    bundle = _resolve(job_dir, config.bundle, "bundle", must_exist=write) if config.bundle else None
+    bundle = _bundle_path(job_dir, config, must_exist=write)
     names = [program.name, CKJOB, *(p.name for p in extra)] + ([bundle.name] if bundle else [])
     if len(set(names)) != len(names):
         raise ConfigError(f"two transferred files share a base name: {names}",

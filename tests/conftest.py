@@ -50,3 +50,25 @@ def http_server() -> Iterator[Callable[..., FaultyServer]]:
 
 
 # ======================================================================== end test data (demo)
+
+
+# ============================================================================ bundle (issue 4)
+# env_bundle: ONE real environment bundle (the base CPython running the tests + Pillow), built
+# per session by condorkit.bundle.build_bundle. The first build on a machine needs the package
+# index (pip caches the wheel); later sessions build from the cache in ~10 s.
+
+BUNDLE_REQUIREMENTS = "pillow\n"
+
+
+@pytest.fixture(scope="session")
+def env_bundle(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A :class:`condorkit.bundle.BundleResult` for ``pillow``; read-only, copy it to use it."""
+    from condorkit.bundle import build_bundle
+
+    folder = tmp_path_factory.mktemp("env_bundle")
+    req = folder / "requirements.txt"
+    req.write_text(BUNDLE_REQUIREMENTS, encoding="utf-8")
+    return build_bundle(req, folder / "out")
+
+
+# ======================================================================== end bundle (issue 4)
