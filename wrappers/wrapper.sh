@@ -178,8 +178,10 @@ use_bundle() {
     t0=$(now_us)
     errf=.ckenv.err
     tarf=.ckenv.tar  # decompressed once, then listed (checked) and extracted
-    gzip -dc < "$b" > "$tarf" 2>"$errf" \
-        || die 91 "bundle '$b' is corrupt or not gzip-compressed: $(head -n 1 "$errf")"
+    if ! gzip -dc < "$b" > "$tarf" 2>"$errf"; then
+        rm -f "$tarf"
+        die 91 "bundle '$b' is corrupt or not gzip-compressed: $(head -n 1 "$errf")"
+    fi
     # GNU tar lists hard link targets with a leading / or ../ removed unless -P is given
     raw=""
     case "$(tar --version 2>/dev/null | head -n 1)" in *"GNU tar"*) raw=-P ;; esac
@@ -188,13 +190,17 @@ use_bundle() {
     rc=$?
     set -e
     if [ "$rc" -ne 0 ]; then
+        rm -f "$tarf"
         die 91 "bundle '$b' is not a valid tarball: $(grep -v 'Removing leading' "$errf" | head -n 1)"
     fi
     set +e
     checked=$(printf '%s\n' "$listing" | LC_ALL=C awk "$CHECK_MEMBERS")
     rc=$?
     set -e
-    [ "$rc" -eq 0 ] || die 92 "bundle '$b' holds an unsafe member, refusing to unpack it: $checked"
+    if [ "$rc" -ne 0 ]; then
+        rm -f "$tarf" "$errf"
+        die 92 "bundle '$b' holds an unsafe member, refusing to unpack it: $checked"
+    fi
     rm -rf "$CKENV"
     mkdir "$CKENV"
     LC_ALL=C tar -xf "$tarf" -C "$CKENV" --no-same-owner 2>"$errf" \

@@ -102,6 +102,8 @@ def test_dotdot_member_is_refused_before_anything_is_written(tmp_path: Path) -> 
     assert not list(tmp_path.rglob("escaped*.txt"))
     assert not (scratch / "_ckenv").exists()  # nothing extracted at all
     assert not (scratch / "ok.txt").exists()
+    assert sorted(p.name for p in scratch.iterdir()) == [
+        "bad.tar.gz", "out.json", "prog.py", "rows.jsonl", "wrapper.sh"]
 
 
 def test_absolute_member_is_refused(tmp_path: Path) -> None:
