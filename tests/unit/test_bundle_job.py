@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from condorkit.wrappers import ckjob
-from conftest import BUNDLE_REQUIREMENTS
 
 from condorkit.cli import main
 from condorkit.config import load_config
@@ -30,13 +29,18 @@ def place(src: Path, dest: Path) -> None:
         shutil.copy(src, dest)
 
 
+def requirements_of(bundle: Any) -> str:
+    """The requirements text the session bundle was built from (see env_bundle)."""
+    return str((bundle.path.parent.parent / "requirements.txt").read_text())
+
+
 def make_job(folder: Path, corpus: tuple[CorpusFile, ...], bundle: Any, toml: str) -> Path:
     folder.mkdir(parents=True)
     shutil.copy(REPO / "examples" / "photodemo" / "luminance.py", folder / "luminance.py")
     write_manifest(folder / "manifest.txt", corpus[:6])
     (folder / "condorkit.toml").write_text('chunk = 3\nmax_retries = 0\n' + toml)
     place(bundle.path, folder / bundle.name)
-    (folder / "requirements.txt").write_text(BUNDLE_REQUIREMENTS)
+    (folder / "requirements.txt").write_text(requirements_of(bundle))
     return folder
 
 
@@ -72,7 +76,7 @@ def test_auto_bundle_follows_requirements_txt(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     job = make_job(tmp_path / "job", photo_corpus, env_bundle, 'bundle = "auto"\n')
     assert prepare(job, load_config(job), write=False).bundle == job / env_bundle.name
-    (job / "requirements.txt").write_text(BUNDLE_REQUIREMENTS + "requests\n")
+    (job / "requirements.txt").write_text(requirements_of(env_bundle) + "requests\n")
     code, out, err = run_cli(capsys, "mksubmit", "-C", str(job))
     assert code == 2 and out == ""
     assert "the bundle for the current requirements.txt" in err
