@@ -5,98 +5,212 @@ Usage (as the condorkit wrapper calls it): ``python3 luminance.py ROWS OUT``
 
 Reads the chunk's rows (``url``, ``year``), fetches each image (http/https with a timeout and
 bounded retries, ``file://`` or a plain path), and computes the tutorial's luminance exactly:
-``sqrt(0.241 r^2 + 0.691 g^2 + 0.068 b^2) / 256`` where r, g, b are Pillow ``ImageStat`` RMS of each
-channel. One-channel images give ``rms / 2**bits`` (``rms/256`` for 8 bits); other modes (CMYK,
-palette, alpha) are converted to RGB first. A row that cannot be fetched or decoded becomes a
-record with ``error``; the chunk goes on. Downloads run ahead of decoding in a few threads with a
-bounded window. The results file appears atomically (see ckjob.py).
+``sqrt(0.241 r^2 + 0.691 g^2 + 0.068 b^2) / 256`` where r, g, b are the RMS of each channel, as
+Pillow's ``ImageStat`` gives them. One-channel images give ``rms / 2**bits`` (``rms/256`` for 8
+bits); other modes (CMYK, palette, alpha) are converted to RGB first. A row that cannot be fetched
+or decoded becomes a record with ``error``; the chunk goes on. The results file appears
+atomically (see ckjob.py).
+
+Speed. The RMS values come from exact integer sums of squares (no floating-point accumulation),
+so the result equals the tutorial's to the last bit or two. Two kernels give the same sums:
+  * fast (needs numpy, simplejpeg and opencv-python-headless, see requirements.txt): baseline and
+    progressive YCbCr/RGB/gray JPEGs are decoded by libjpeg-turbo (simplejpeg) into a reused
+    buffer, split into planes and summed with OpenCV's SIMD code. Anything else (other formats,
+    CMYK, oversized or slightly corrupt files, a sum that is not a whole number) goes to ...
+  * pillow: Pillow decodes, ``Image.histogram()`` gives the counts, Python sums them.
+Both decode with libjpeg-turbo's default (accurate integer) IDCT and fancy upsampling, like the
+tutorial; no DCT-scaled (``draft``) decoding is ever used.
+
+Downloads overlap compute: a pool of threads fetches up to PHOTODEMO_WINDOW rows ahead of the one
+being measured, while the bytes held (fetched but not yet measured, plus bodies being received)
+stay within PHOTODEMO_BUDGET; only the row the loop waits for may exceed it, so progress is always
+possible and memory stays below budget + one image. Peak concurrency and bytes go into the results.
 
 Environment knobs: PHOTODEMO_TIMEOUT (seconds per attempt, default 15), PHOTODEMO_RETRIES
-(extra attempts after a transient failure, default 2), PHOTODEMO_FETCHERS (threads, default 4),
-PHOTODEMO_WINDOW (rows fetched ahead, default 8), PHOTODEMO_MAX_BYTES (largest body, default 64 MiB).
+(extra attempts after a transient failure, default 2), PHOTODEMO_FETCHERS (threads, default 8),
+PHOTODEMO_WINDOW (rows fetched ahead, default 16; 0 fetches each row only when it is due),
+PHOTODEMO_MAX_BYTES (largest body, default 64 MiB), PHOTODEMO_BUDGET (bytes held by fetch-ahead,
+default 96 MiB), PHOTODEMO_KERNEL (``auto``: fast when its packages import, else pillow; or
+``fast`` / ``pillow``).
 """
 
+import http.client
 import math
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from io import BytesIO
 
 import ckjob
-from PIL import Image, ImageStat
+from PIL import Image
 
 TIMEOUT = float(os.environ.get("PHOTODEMO_TIMEOUT", "15"))
 RETRIES = int(os.environ.get("PHOTODEMO_RETRIES", "2"))
-FETCHERS = int(os.environ.get("PHOTODEMO_FETCHERS", "4"))
-WINDOW = int(os.environ.get("PHOTODEMO_WINDOW", "8"))
+FETCHERS = int(os.environ.get("PHOTODEMO_FETCHERS", "8"))
+WINDOW = int(os.environ.get("PHOTODEMO_WINDOW", "16"))
 MAX_BYTES = int(os.environ.get("PHOTODEMO_MAX_BYTES", str(64 << 20)))
+BUDGET = int(os.environ.get("PHOTODEMO_BUDGET", str(96 << 20)))
+KERNEL = os.environ.get("PHOTODEMO_KERNEL", "auto").strip().lower() or "auto"
+BLOCK = 1 << 16
+
+_SQUARES = [i * i for i in range(256)]
 
 
 class FetchError(Exception):
     """A row's image could not be fetched; the message is the recorded reason."""
 
 
-def _http_get(url):
-    """One bounded HTTP GET: raises FetchError(permanent) or OSError (transient)."""
+# ------------------------------------------------------------------ fetch-ahead accounting
+
+
+class Budget:
+    """Bytes held by fetched-but-unmeasured images, bounded by ``limit``.
+
+    ``acquire`` blocks while the bytes would exceed the limit, except for the row the consumer is
+    waiting for (``head``) and when nothing is held at all, so the loop can always progress; the
+    peak held is therefore at most ``limit`` plus one image. Also counts requests in flight.
+    """
+
+    def __init__(self, limit):
+        self.limit = max(1, int(limit))
+        self.used = 0
+        self.peak = 0
+        self.head = 0
+        self.inflight = 0
+        self.peak_inflight = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n, index):
+        with self._cond:
+            while (self.used and self.used + n > self.limit and index != self.head):
+                self._cond.wait(0.5)
+            self.used += n
+            self.peak = max(self.peak, self.used)
+
+    def release(self, n):
+        if n:
+            with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+
+    def advance(self, index):
+        with self._cond:
+            self.head = index
+            self._cond.notify_all()
+
+    def begin(self):
+        with self._cond:
+            self.inflight += 1
+            self.peak_inflight = max(self.peak_inflight, self.inflight)
+
+    def end(self):
+        with self._cond:
+            self.inflight -= 1
+
+
+def _http_get(url, budget, index):
+    """One bounded HTTP GET: returns the body, raises FetchError(permanent) or OSError."""
     req = urllib.request.Request(url, headers={"User-Agent": "condorkit-photodemo/1"})
+    held = 0
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > MAX_BYTES:
                 raise FetchError("body of %s bytes is larger than the %d-byte limit"
                                  % (length, MAX_BYTES))
-            body = resp.read(MAX_BYTES + 1)
-            if len(body) > MAX_BYTES:
-                raise FetchError("body is larger than the %d-byte limit" % MAX_BYTES)
+            parts, got = [], 0
+            while True:
+                budget.acquire(BLOCK, index)
+                held += BLOCK
+                part = resp.read(BLOCK)
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+                if got > MAX_BYTES:
+                    raise FetchError("body is larger than the %d-byte limit" % MAX_BYTES)
+            body = b"".join(parts)
             if length and length.isdigit() and len(body) < int(length):
-                # http.client returns a short body without raising: the connection dropped
-                raise OSError("truncated body: got %d of %s bytes" % (len(body), length))
-            return body
+                raise OSError("connection closed after %d of %s bytes" % (len(body), length))
     except urllib.error.HTTPError as exc:
+        budget.release(held)
         if exc.code >= 500 or exc.code == 429:
             raise OSError("HTTP %d %s" % (exc.code, exc.reason))
         raise FetchError("HTTP %d %s" % (exc.code, exc.reason))
+    except BaseException:
+        budget.release(held)
+        raise
+    budget.release(held - len(body))  # keep exactly the body's bytes
+    return body
 
 
-def fetch(url):
-    """Return a file path or a BytesIO for the row's image."""
+def fetch(url, budget=None, index=0):
+    """Return the bytes of the row's image; the caller releases ``len(result)`` from budget."""
+    budget = budget if budget is not None else Budget(1 << 62)
     parsed = urllib.parse.urlsplit(url)
     scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
     if scheme in ("", "file"):
         path = urllib.parse.unquote(parsed.path) if scheme == "file" else url
         if not os.path.isfile(path):
             raise FetchError("no such file: %s" % path)
-        return path
+        size = os.path.getsize(path)
+        if size > MAX_BYTES:
+            raise FetchError("file of %d bytes is larger than the %d-byte limit"
+                             % (size, MAX_BYTES))
+        budget.acquire(size, index)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_BYTES + 1)
+        except OSError as exc:
+            budget.release(size)
+            raise FetchError("cannot read %s: %s" % (path, exc.strerror or exc))
+        budget.release(size - len(data))
+        return data
     if scheme not in ("http", "https"):
         raise FetchError("unsupported URL scheme %r" % scheme)
     delay = 0.5
     for attempt in range(RETRIES + 1):
+        budget.begin()
         try:
-            return BytesIO(_http_get(url))
+            return _http_get(url, budget, index)
         except FetchError:
             raise
-        except (OSError, urllib.error.URLError, ValueError) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             if attempt == RETRIES:
                 raise FetchError("%s after %d attempt(s)" % (reason, attempt + 1))
-            time.sleep(delay)
-            delay *= 2
+        finally:
+            budget.end()
+        time.sleep(delay)
+        delay *= 2
     raise FetchError("unreachable")
 
 
-def luminance(source):
-    """The tutorial's luminance of one image (file path or file object)."""
+# ------------------------------------------------------------------ the luminance kernels
+
+
+def _rgb_formula(sr, sg, sb, n):
+    """The tutorial's formula from exact sums of squares (ImageStat's rms is sqrt(sum2/count))."""
+    r, g, b = math.sqrt(sr / n), math.sqrt(sg / n), math.sqrt(sb / n)
+    return math.sqrt(0.241 * r * r + 0.691 * g * g + 0.068 * b * b) / 256
+
+
+def _sum_squares(hist, offset=0):
+    return sum(map(int.__mul__, _SQUARES, hist[offset:offset + 256]))
+
+
+def luminance_pillow(source):
+    """The tutorial's luminance via Pillow's histogram (file path, file object or bytes)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = BytesIO(source)
     with Image.open(source) as im:
         mode = im.mode
-        if mode == "RGB":
-            r, g, b = ImageStat.Stat(im).rms
-            return math.sqrt(0.241 * r * r + 0.691 * g * g + 0.068 * b * b) / 256
-        if mode == "L":
-            return ImageStat.Stat(im).rms[0] / 256
         if mode.startswith("I;16") or mode == "I":
             # high-bit-depth gray: RMS over the pixel values, scaled by the value range
             pixels = im.convert("I").getdata()
@@ -104,19 +218,144 @@ def luminance(source):
             n = len(pixels)
             total = math.fsum(float(v) * v for v in pixels)
             return math.sqrt(total / n) / (1 << bits) if n else 0.0
-        if mode == "1":
-            return ImageStat.Stat(im.convert("L")).rms[0] / 256
-        if mode == "LA":
-            return ImageStat.Stat(im.getchannel("L")).rms[0] / 256
-        rgb = im.convert("RGB")
-        r, g, b = ImageStat.Stat(rgb).rms
-        return math.sqrt(0.241 * r * r + 0.691 * g * g + 0.068 * b * b) / 256
+        if mode in ("L", "1", "LA"):
+            gray = im if mode == "L" else im.convert("L") if mode == "1" else im.getchannel("L")
+            hist = gray.histogram()
+            return math.sqrt(_sum_squares(hist) / sum(hist)) / 256
+        rgb = im if mode == "RGB" else im.convert("RGB")
+        hist = rgb.histogram()
+        return _rgb_formula(_sum_squares(hist, 0), _sum_squares(hist, 256),
+                            _sum_squares(hist, 512), sum(hist[:256]))
+
+
+class FastKernel:
+    """libjpeg-turbo (simplejpeg) decode into reused buffers + OpenCV SIMD sums of squares."""
+
+    def __init__(self):
+        import cv2
+        import numpy
+        import simplejpeg
+
+        cv2.setNumThreads(1)  # one core per job: no hidden helper threads
+        self.cv2, self.np, self.sj = cv2, numpy, simplejpeg
+        self._buf = numpy.empty(0, numpy.uint8)
+        self._planes = numpy.empty(0, numpy.uint8)
+
+    def _take(self, attr, n):
+        buf = getattr(self, attr)
+        if buf.size < n:
+            buf = self.np.empty(n, self.np.uint8)
+            setattr(self, attr, buf)
+        return buf[:n]
+
+    def _sum(self, plane):
+        """Exact sum of squares of a uint8 plane (OpenCV returns it as a float)."""
+        v = self.cv2.norm(plane, self.cv2.NORM_L2SQR)
+        k = round(v)
+        if abs(v - k) > 0.25:  # not a whole number: never trust it
+            raise ArithmeticError("inexact sum of squares %r" % v)
+        return k
+
+    def luminance(self, data):
+        """The luminance of JPEG bytes, or None when the file is not one this kernel takes."""
+        if data[:2] != b"\xff\xd8":
+            return None
+        height, width, colorspace, _ = self.sj.decode_jpeg_header(data)
+        n = width * height
+        limit = Image.MAX_IMAGE_PIXELS
+        if n <= 0 or (limit and n > limit) or colorspace not in ("YCbCr", "RGB", "Gray"):
+            return None  # Pillow decides: its bomb checks, its CMYK conversion
+        if colorspace == "Gray":
+            out = self._take("_buf", n).reshape(height, width, 1)
+            img = self.sj.decode_jpeg(data, colorspace="GRAY", buffer=out, strict=True)
+            return math.sqrt(self._sum(img.reshape(height, width)) / n) / 256
+        out = self._take("_buf", 3 * n).reshape(height, width, 3)
+        img = self.sj.decode_jpeg(data, colorspace="RGB", buffer=out, strict=True)
+        flat = self._take("_planes", 3 * n)
+        planes = [flat[i * n:(i + 1) * n].reshape(height, width) for i in range(3)]
+        self.cv2.split(img, planes)
+        sr, sg, sb = (self._sum(p) for p in planes)
+        return _rgb_formula(sr, sg, sb, n)
+
+
+_FAST = None
+
+
+def fast_kernel():
+    """The fast kernel, or None when its packages are missing or PHOTODEMO_KERNEL=pillow."""
+    global _FAST
+    if _FAST is None:
+        _FAST = False
+        if KERNEL != "pillow":
+            try:
+                _FAST = FastKernel()
+            except Exception as exc:  # missing or broken packages: use Pillow
+                if KERNEL == "fast":
+                    sys.stderr.write("photodemo: fast kernel unavailable (%s); using Pillow\n"
+                                     % exc)
+    return _FAST or None
+
+
+def luminance(source):
+    """The tutorial's luminance of one image: bytes, a file path or a file object."""
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        if hasattr(source, "read"):
+            source = source.read()
+        else:
+            with open(source, "rb") as fh:
+                source = fh.read()
+    kernel = fast_kernel()
+    if kernel is not None:
+        try:
+            value = kernel.luminance(source)
+        except Exception:  # odd or damaged file: Pillow gives the answer or the error
+            value = None
+        if value is not None:
+            return value
+    return luminance_pillow(source)
+
+
+# ------------------------------------------------------------------ the chunk
 
 
 def _describe(exc):
     if isinstance(exc, FetchError):
         return "fetch: %s" % exc
     return "decode: %s: %s" % (type(exc).__name__, exc)
+
+
+def _measure(row, get, budget):
+    """One row's record; ``get()`` returns its bytes (their budget is released afterwards)."""
+    rec = {"row": row["row"], "url": row["url"], "year": row["year"]}
+    data = b""
+    try:
+        data = get()
+        rec["luminance"] = luminance(data)
+    except Exception as exc:  # a bad row never stops the chunk
+        rec["error"] = _describe(exc)
+    budget.release(len(data))
+    return rec
+
+
+def measure_rows(rows, budget=None):
+    """Fetch ahead and measure every row; returns ``(records, budget)``."""
+    budget = budget or Budget(BUDGET)
+    records = []
+    if WINDOW <= 0:  # no fetch-ahead: fetch, then measure, one row after the other
+        for i, row in enumerate(rows):
+            budget.advance(i)
+            records.append(_measure(row, partial(fetch, row["url"], budget, i), budget))
+        return records, budget
+    with ThreadPoolExecutor(max_workers=max(1, FETCHERS)) as pool:
+        futures = {i: pool.submit(fetch, rows[i]["url"], budget, i)
+                   for i in range(min(WINDOW, len(rows)))}
+        for i, row in enumerate(rows):
+            if i + WINDOW < len(rows):
+                j = i + WINDOW
+                futures[j] = pool.submit(fetch, rows[j]["url"], budget, j)
+            budget.advance(i)
+            records.append(_measure(row, futures.pop(i).result, budget))
+    return records, budget
 
 
 def main(argv):
@@ -126,27 +365,22 @@ def main(argv):
     header, rows = ckjob.read_rows(argv[1])
     started = time.time()
     t0 = time.perf_counter()
-    records = []
-    with ThreadPoolExecutor(max_workers=max(1, FETCHERS)) as pool:
-        futures = {}
-        for i, row in enumerate(rows[:WINDOW]):
-            futures[i] = pool.submit(fetch, row["url"])
-        for i, row in enumerate(rows):
-            nxt = i + WINDOW
-            if nxt < len(rows):
-                futures[nxt] = pool.submit(fetch, rows[nxt]["url"])
-            rec = {"row": row["row"], "url": row["url"], "year": row["year"]}
-            try:
-                rec["luminance"] = luminance(futures.pop(i).result())
-            except Exception as exc:  # a bad row never stops the chunk
-                rec["error"] = _describe(exc)
-            records.append(rec)
+    cpu0 = time.process_time()
+    records, budget = measure_rows(rows)
     elapsed = time.perf_counter() - t0
-    extra = {"photos_per_s": round(len(records) / elapsed, 6) if elapsed > 0 else None}
+    cpu = time.process_time() - cpu0
+    extra = {
+        "photos_per_s": round(len(records) / elapsed, 6) if elapsed > 0 else None,
+        "cpu_s": round(cpu, 6),
+        "kernel": "fast" if fast_kernel() is not None else "pillow",
+        "fetch": {"window": WINDOW, "fetchers": FETCHERS, "budget_bytes": budget.limit,
+                  "peak_bytes": budget.peak, "peak_inflight": budget.peak_inflight},
+    }
     doc = ckjob.make_results(header, records, started, elapsed, "photodemo/luminance.py", extra)
     ckjob.write_results(argv[2], doc)
-    sys.stderr.write("photodemo: %d photos in %.2f s (%.1f photos/s), %d error(s)\n"
-                     % (len(records), elapsed, extra["photos_per_s"] or 0.0, doc["errors"]))
+    sys.stderr.write("photodemo: %d photos in %.2f s (%.1f photos/s, %s kernel), %d error(s)\n"
+                     % (len(records), elapsed, extra["photos_per_s"] or 0.0, extra["kernel"],
+                        doc["errors"]))
     return 0
 
 

@@ -1,0 +1,232 @@
+"""The photodemo program's luminance: exactly the tutorial's value, by both kernels, on real
+photo-like files of every variant; per-row errors; fetch-ahead concurrency and its memory bound.
+
+The program is a standalone job file (examples/photodemo/luminance.py, next to ckjob.py); it is
+imported here the way the job runs it, and also run as a real process on a real HTTP server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageStat
+
+from condorkit.demo import DECODABLE_VARIANTS, write_corpus
+from tests.support.httpserver import FaultyServer
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = ROOT / "examples" / "photodemo" / "luminance.py"
+CKJOB = ROOT / "wrappers" / "ckjob.py"
+FAST_DEPS = all(importlib.util.find_spec(m) for m in ("numpy", "simplejpeg", "cv2"))
+
+
+def load_program():
+    sys.path.insert(0, str(CKJOB.parent))
+    spec = importlib.util.spec_from_file_location("photodemo_luminance", PROGRAM)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+L = load_program()
+
+
+def tutorial(path: Path) -> float:
+    """A straightforward reference implementation of the tutorial's method."""
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            pytest.skip("16-bit gray has no RGB tutorial value")
+        if im.mode == "L":
+            return ImageStat.Stat(im).rms[0] / 256
+        rgb = im.convert("RGB")
+        r, g, b = ImageStat.Stat(rgb).rms
+        return math.sqrt(0.241 * (r ** 2) + 0.691 * (g ** 2) + 0.068 * (b ** 2)) / 256
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> list:
+    folder = tmp_path_factory.mktemp("lum-corpus")
+    # odd sizes exercise partial MCUs; 4:2:0 chroma, quality 85-92, grain: photo-like
+    sizes = [(331, 217), (160, 240), (512, 384), (97, 61)]
+    return write_corpus(folder, 2 * len(DECODABLE_VARIANTS), sizes=sizes, seed=7,
+                        variants=DECODABLE_VARIANTS)
+
+
+def test_both_kernels_equal_the_tutorial_on_every_variant(corpus: list) -> None:
+    checked = 0
+    for f in corpus:
+        if f.variant == "png16":
+            continue
+        ref = tutorial(f.path)
+        assert abs(L.luminance(f.path) - ref) < 1e-9, f.path.name
+        assert abs(L.luminance_pillow(f.path) - ref) < 1e-9, f.path.name
+        assert abs(L.luminance(f.path.read_bytes()) - ref) < 1e-9, f.path.name
+        checked += 1
+    assert checked >= 16
+
+
+@pytest.mark.skipif(not FAST_DEPS, reason="fast kernel needs numpy, simplejpeg, opencv")
+def test_fast_kernel_takes_the_jpegs_and_matches(corpus: list) -> None:
+    kernel = L.FastKernel()
+    taken = 0
+    for f in corpus:
+        value = kernel.luminance(f.path.read_bytes())
+        if f.variant in ("rgb", "gray", "progressive", "exif-rotated"):
+            assert value is not None, f"fast kernel refused {f.path.name}"
+            assert abs(value - tutorial(f.path)) < 1e-9, f.path.name
+            taken += 1
+        else:  # CMYK and non-JPEG files go to Pillow
+            assert value is None, f.path.name
+    assert taken >= 8
+
+
+@pytest.mark.skipif(not FAST_DEPS, reason="fast kernel needs numpy, simplejpeg, opencv")
+def test_fast_kernel_reuses_buffers_across_sizes(corpus: list) -> None:
+    """A big image, then a small one, then big again: stale buffer contents must not leak."""
+    kernel = L.FastKernel()
+    jpegs = [f for f in corpus if f.variant == "rgb"]
+    order = sorted(jpegs, key=lambda f: -f.width * f.height) + sorted(
+        jpegs, key=lambda f: f.width * f.height)
+    for f in order:
+        assert abs(kernel.luminance(f.path.read_bytes()) - tutorial(f.path)) < 1e-9
+
+
+def test_large_photo_exact(tmp_path: Path) -> None:
+    """One realistic-size photo (2 MP) of each kind that the fast kernel decodes."""
+    files = write_corpus(tmp_path, 3, sizes=[(1600, 1200)], seed=11,
+                         variants=["rgb", "progressive", "gray"])
+    for f in files:
+        assert abs(L.luminance(f.path) - tutorial(f.path)) < 1e-9
+
+
+def _scratch(tmp_path: Path, urls: list[str]) -> Path:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    shutil.copy(PROGRAM, scratch)
+    shutil.copy(CKJOB, scratch)
+    header = {"format": "condorkit-rows/1", "start": 1, "count": len(urls), "key": "k",
+              "columns": ["url", "year"]}
+    rows = [json.dumps(header)] + [json.dumps({"row": i + 1, "line": i + 1, "url": u,
+                                               "year": 1900 + i}) for i, u in enumerate(urls)]
+    (scratch / "rows-1.jsonl").write_text("\n".join(rows) + "\n")
+    return scratch
+
+
+def _run(scratch: Path, **env: str) -> dict:
+    proc = subprocess.run([sys.executable, "luminance.py", "rows-1.jsonl", "results-1.json"],
+                          cwd=scratch, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((scratch / "results-1.json").read_text())
+    sys.path.insert(0, str(CKJOB.parent))
+    import ckjob
+
+    assert ckjob.check_results(doc, 1, doc["count"], "k") == []
+    return doc
+
+
+@pytest.mark.parametrize("kernel", ["auto", "pillow"])
+def test_bad_rows_become_errors_and_the_chunk_goes_on(tmp_path: Path, kernel: str) -> None:
+    files = write_corpus(tmp_path / "img", 7, sizes=[(120, 90)], seed=3,
+                         variants=["rgb", "truncated", "empty", "text", "bomb", "gray", "cmyk"])
+    urls = [str(f.path) for f in files] + [str(tmp_path / "missing.jpg"), "ftp://x/y.jpg"]
+    doc = _run(_scratch(tmp_path, urls), PHOTODEMO_KERNEL=kernel)
+    recs = {r["row"]: r for r in doc["records"]}
+    for i, f in enumerate(files, start=1):
+        if f.variant in ("rgb", "gray", "cmyk"):
+            assert abs(recs[i]["luminance"] - tutorial(f.path)) < 1e-9
+        else:
+            assert recs[i]["error"].startswith("decode: "), recs[i]
+    assert recs[8]["error"].startswith("fetch: no such file")
+    assert recs[9]["error"].startswith("fetch: unsupported URL scheme")
+    assert doc["errors"] == 6
+    assert doc["kernel"] == ("pillow" if kernel == "pillow" or not FAST_DEPS else "fast")
+
+
+class CountingServer(FaultyServer):
+    """FaultyServer that also records the most connections open at once (urllib opens one per
+    request, so this is the number of requests in flight)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.open_now = 0
+        self.open_max = 0
+        self._gauge = threading.Lock()
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def _opened(self, conn) -> None:  # type: ignore[no-untyped-def]
+        with self._gauge:
+            self.open_now += 1
+            self.open_max = max(self.open_max, self.open_now)
+        super()._opened(conn)
+
+    def _closed(self, conn) -> None:  # type: ignore[no-untyped-def]
+        with self._gauge:
+            self.open_now -= 1
+        super()._closed(conn)
+
+
+def test_fetch_ahead_keeps_several_requests_in_flight(tmp_path: Path) -> None:
+    files = write_corpus(tmp_path / "img", 6, sizes=[(200, 150)], seed=5)
+    with CountingServer(tmp_path / "img", latency_s=0.3) as srv:
+        urls = [srv.url(f.path.name) for f in files] * 3
+        doc = _run(_scratch(tmp_path, urls), PHOTODEMO_FETCHERS="4", PHOTODEMO_WINDOW="8")
+        assert srv.total() == len(urls)
+        assert srv.open_max >= 3, srv.open_max  # several requests really overlapped
+    assert doc["errors"] == 0
+    assert 3 <= doc["fetch"]["peak_inflight"] <= 4  # never more than the fetcher threads
+    for rec, f in zip(doc["records"], files * 3, strict=True):
+        assert abs(rec["luminance"] - tutorial(f.path)) < 1e-9
+
+
+def test_sequential_mode_has_one_request_at_a_time(tmp_path: Path) -> None:
+    files = write_corpus(tmp_path / "img", 3, sizes=[(120, 90)], seed=6)
+    with CountingServer(tmp_path / "img", latency_s=0.05) as srv:
+        doc = _run(_scratch(tmp_path, [srv.url(f.path.name) for f in files]),
+                   PHOTODEMO_WINDOW="0")
+        assert srv.open_max == 1
+    assert doc["errors"] == 0 and doc["fetch"]["peak_inflight"] == 1
+
+
+def test_memory_stays_within_budget_plus_one_image(tmp_path: Path) -> None:
+    files = write_corpus(tmp_path / "img", 8, sizes=[(640, 480)], seed=8)
+    biggest = max(f.path.stat().st_size for f in files)
+    budget = 2 * biggest
+    with FaultyServer(tmp_path / "img", latency_s=0.05) as srv:
+        urls = [srv.url(f.path.name) for f in files] * 2
+        doc = _run(_scratch(tmp_path, urls), PHOTODEMO_FETCHERS="6", PHOTODEMO_WINDOW="12",
+                   PHOTODEMO_BUDGET=str(budget))
+    assert doc["errors"] == 0
+    # received in 64 KiB blocks: the one image the loop waits for may come on top of the budget
+    assert doc["fetch"]["peak_bytes"] <= budget + biggest + 2 * L.BLOCK
+    assert doc["fetch"]["peak_bytes"] >= biggest  # it did hold images
+
+
+def test_budget_blocks_later_rows_but_never_the_awaited_one() -> None:
+    b = L.Budget(100)
+    b.acquire(80, index=3)  # nothing held: always allowed
+    done = threading.Event()
+
+    def later() -> None:
+        b.acquire(50, index=4)
+        done.set()
+
+    t = threading.Thread(target=later, daemon=True)
+    t.start()
+    assert not done.wait(0.3)  # row 4 must wait: 80 + 50 > 100
+    b.acquire(50, index=0)  # the awaited row (head 0) is never blocked
+    assert b.used == 130
+    b.release(80)
+    b.release(50)
+    assert done.wait(10)
+    t.join(10)
+    assert b.used == 50 and b.peak == 130
