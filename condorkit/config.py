@@ -21,6 +21,8 @@ from .manifest import Columns
 PROJECT_FILE = "condorkit.toml"
 ENV_PREFIX = "CONDORKIT_"
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
+#: an extra per-chunk output: a plain file name with ``{start}`` (filled with the chunk's start)
+_OUTPUT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _RELNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
@@ -34,6 +36,7 @@ class JobConfig:
     chunk: int = 200
     max_rows: int | None = None
     input_files: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
     bundle: str = ""
     python: str = "python3"
     request_cpus: int = 1
@@ -77,6 +80,10 @@ class JobConfig:
         if not self.program or not self.manifest:
             raise bad("program" if not self.program else "manifest", "must not be empty",
                       "set it in condorkit.toml")
+        for name in self.outputs:
+            if name.count("{start}") != 1 or not _OUTPUT.match(name.replace("{start}", "1")):
+                raise bad("outputs", f"{name!r} is not a per-chunk output file name",
+                          'use a plain file name holding {start} once, e.g. "smaller-{start}.tar"')
         Columns.parse(self.columns)  # raises ConfigError when invalid
 
     def column_spec(self) -> Columns:

@@ -90,6 +90,11 @@ class Job:
         head: tuple[str, ...] = ("-b", self.bundle.name) if self.bundle else ()
         return head + (self.program.name, rows_name(start), results_name(start))
 
+    def outputs(self, start: int | str) -> tuple[str, ...]:
+        """Extra files the program writes next to OUT (``outputs``, ``{start}`` filled in);
+        they travel back with the results and land in the results folder."""
+        return tuple(o.replace("{start}", str(start)) for o in self.config.outputs)
+
     def inputs(self, start: int | str) -> tuple[Path, ...]:
         """The files transferred into the chunk's scratch folder (flat, by base name)."""
         bundle = (self.bundle,) if self.bundle else ()

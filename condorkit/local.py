@@ -160,8 +160,8 @@ def execute(spec: ScratchSpec, root: Path, env: dict[str, str] | None = None,
 
 
 def task_spec(job: Job, task: ChunkTask) -> ScratchSpec:
-    return ScratchSpec(job.wrapper, task.arguments, task.inputs, (task.output,),
-                       f"chunk-{task.chunk.start}")
+    return ScratchSpec(job.wrapper, task.arguments, task.inputs,
+                       (task.output, *job.outputs(task.chunk.start)), f"chunk-{task.chunk.start}")
 
 
 @functools.lru_cache(maxsize=8)

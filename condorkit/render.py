@@ -52,7 +52,7 @@ def submit_values(job: Job) -> dict[str, object]:
     """The quoted values the submit template places (also useful to custom templates)."""
     cfg = job.config
     out = results_name(START_MACRO)
-    remap = f"{out} = {cfg.results_dir}/{out}"
+    outs = [out, *job.outputs(START_MACRO)]
     return {
         "version": __version__,
         "rows": job.rows,
@@ -64,9 +64,10 @@ def submit_values(job: Job) -> dict[str, object]:
         "arguments": submit_args(job.arguments(START_MACRO), keep=KEEP),
         "transfer_input_files": submit_file_list(
             [_relative(job, p) for p in job.inputs(START_MACRO)], "transfer_input_files", KEEP),
-        "transfer_output_files": submit_file_list([out], "transfer_output_files", KEEP),
-        "transfer_output_remaps": '"' + submit_file_list(
-            [remap.replace(" = ", "=")], "transfer_output_remaps", KEEP) + '"',
+        "transfer_output_files": submit_file_list(outs, "transfer_output_files", KEEP),
+        "transfer_output_remaps": '"' + ";".join(
+            submit_file_list([f"{o}={cfg.results_dir}/{o}"], "transfer_output_remaps", KEEP)
+            for o in outs) + '"',
         "log_dir": submit_value(cfg.log_dir, "log_dir"),
         "request_cpus": int(cfg.request_cpus),
         "request_memory": submit_value(cfg.request_memory.replace(" ", ""), "request_memory"),

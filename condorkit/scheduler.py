@@ -328,7 +328,11 @@ class Scheduler:
         elif rc == 0:
             doc, why = read_valid(copy.scratch / piece.results_file, piece.start, piece.count,
                                   piece.key)
-            if doc is not None:
+            missing = [o for o in self.job.outputs(piece.start)
+                       if doc is not None and not (copy.scratch / o).is_file()]
+            if missing:
+                outcome, note = "invalid", f"missing output {', '.join(missing)}"
+            elif doc is not None:
                 outcome = "done"
                 self._accept(copy, doc, duration)
                 for other in others:
@@ -359,6 +363,8 @@ class Scheduler:
             self.est_elapsed += float(elapsed)
             self.est_over += duration - float(elapsed)
             self.est_n += 1
+        for name in job.outputs(piece.start):  # extra outputs first: results imply them
+            install(copy.scratch / name, job.results_dir / name)
         produced = copy.scratch / piece.results_file
         if piece.whole:
             install(produced, job.results_dir / piece.results_file)
