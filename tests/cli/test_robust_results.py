@@ -209,3 +209,20 @@ def test_results_of_a_longer_manifest_do_not_count_beyond_this_one(
     assert rep["out_of_range"] == 2
     points, errors = page_rows(job)
     assert max(points | errors) == 10
+
+
+@pytest.mark.xfail(strict=True, reason="aggregate does not compare a results file's key with "
+                   "the current manifest, so stale results of an edited row are charted")
+def test_results_of_an_edited_row_are_not_charted_as_current(
+        job: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Row 1's year changes after the run and nothing is re-run: the chart must not show the
+    old year as if it were the manifest's (the results are for other inputs)."""
+    lines = (job / "manifest.txt").read_text().splitlines()
+    url, year = lines[0].split()
+    lines[0] = f"{url} {int(year) + 1}"
+    (job / "manifest.txt").write_text("\n".join(lines) + "\n")
+    tally("fault", 1, "manifest row edited, results not re-run")
+    agg, rep = aggregate_job(capsys, job)
+    points = {p[2]: p[0] for p in read_page(job / "scatter.html").data["points"]}
+    assert points.get(1) != int(year), "a stale result is charted as current"
+    assert agg.code == 5
