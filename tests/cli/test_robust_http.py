@@ -62,7 +62,7 @@ def test_every_http_fault_ends_as_a_value_or_a_bounded_error(
         (srv.url(name[8], "redirect-loop"), "error", None, "fetch: HTTP 302"),
         (srv.url(name[9], "huge"), "error", 1, f"larger than the {MAX_BYTES}-byte limit"),
         (srv.url(name[10], "huge-nolength"), "error", 1, f"larger than the {MAX_BYTES}-byte"),
-        (srv.url(name[11], "truncate"), "error", ATTEMPTS, "truncated"),
+        (srv.url(name[11], "truncate"), "error", ATTEMPTS, f"after {ATTEMPTS} attempt(s)"),
         (srv.url(name[12], "slow"), "value", 1, ""),
         (srv.url("error-page.jpg"), "error", 1, "decode: UnidentifiedImageError"),
         (f"http://127.0.0.1:{port}/{name[13]}", "error", None, "refused"),
