@@ -9,9 +9,11 @@ input files. The submit template, the local backend and the dry-run all derive f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -171,11 +173,32 @@ def _options_hash(config: JobConfig, program: Path, extra: tuple[Path, ...],
     return h.hexdigest()
 
 
+# One encoder for every row line: json.dumps with options builds a new JSONEncoder per call;
+# sharing one gives the same bytes several times faster (it mattered at 1,000,000 rows).
+_ROW_JSON = json.JSONEncoder(ensure_ascii=True, sort_keys=True).encode
+
+
 def _write_rows_file(path: Path, header: dict[str, object], lines: list[bytes]) -> None:
+    """Replace ``path`` atomically (temporary file + rename) unless it already holds ``data``.
+
+    Not fsynced file by file (at 1,000,000 rows, 5,000 fsyncs took ~18 s on the test machine):
+    rows files are derived data that every mksubmit/run/submit re-creates and compares,
+    and a damaged one after a power cut fails its chunk loudly (``ckjob.read_rows``) instead of
+    producing results, since results are validated against the key computed from the manifest.
+    """
     data = json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines)
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return
-    ckjob.atomic_write_bytes(str(path), data)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
@@ -204,12 +227,15 @@ def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
             d.mkdir(parents=True, exist_ok=True)
     keys = []
     rows: Iterator[Row] = iter_rows(manifest_path, columns)
+    col_names = columns.names
     for c in chunks:
         h = hashlib.sha256(opts.encode())
         lines = []
         for _ in range(c.count):
             r = next(rows)
-            line = json.dumps(r.as_dict(columns), ensure_ascii=True, sort_keys=True).encode()
+            rec: dict[str, object] = dict(zip(col_names, r.values, strict=True))  # as_dict()
+            rec["row"], rec["line"] = r.row, r.line
+            line = _ROW_JSON(rec).encode()
             h.update(line)
             lines.append(line + b"\n")
         key = h.hexdigest()
