@@ -25,7 +25,7 @@ from typing import Any
 from condorkit.wrappers import ckjob
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.robust import PROGRAM, REPO
+from support.robust import PROGRAM, REPO, tally
 
 from condorkit.aggregate import aggregate
 from condorkit.cli import main
@@ -55,6 +55,7 @@ def test_any_accepted_layout_parses_back_to_its_rows(rows: list[tuple[str, int]]
                                                       crlf: bool, final_newline: bool,
                                                       data: st.DataObject) -> None:
     rows = [(u, y) for u, y in rows if _isspace_free(u)]
+    tally("input", 1, "hypothesis: manifest layout")
     lines: list[str] = []
     want: list[tuple[int, int, tuple[str, int]]] = []
     for u, y in rows:
@@ -85,6 +86,7 @@ def _quiet_main(argv: list[str]) -> tuple[int, str, str]:
 def test_mksubmit_puts_every_row_in_exactly_one_rows_file(rows: list[tuple[str, int]],
                                                           chunk: int, mx: int | None) -> None:
     rows = [(u, y) for u, y in rows if _isspace_free(u)] or [("/a", 1)]
+    tally("input", 1, "hypothesis: manifest through mksubmit")
     with tempfile.TemporaryDirectory() as d:
         job = Path(d)
         shutil.copy(PROGRAM, job / "luminance.py")
@@ -121,6 +123,8 @@ printf '%s' "$1" > "$2"
     lambda n: not n[0].endswith(".py")))  # a .py program would run under python
 def test_any_file_names_pass_through_shell_quoting_and_the_wrapper(names: list[str]) -> None:
     program, rows, out = names
+    tally("input", 1, "hypothesis: file names through shell_join and the wrapper")
+    tally("fault", 1, "arbitrary file names through a shell")
     wrapper = REPO / "wrappers" / "wrapper.sh"
     with tempfile.TemporaryDirectory() as d:
         scratch = Path(d) / "scratch"
@@ -165,6 +169,8 @@ _file = st.tuples(st.integers(1, 30), st.integers(1, 8),
 def test_aggregate_accounting_matches_a_model(expected: int,
                                               files: list[tuple[int, int, list[str], Any]]) -> None:
     """'v' is a value, 'w' a different value (a disagreeing copy), 'e' an error."""
+    tally("input", 1, "hypothesis: results files to aggregate")
+    tally("fault", sum(1 for f in files if f[3] is not None), "damaged results files")
     model_state: dict[int, str] = {}  # row -> "value" | "error"
     seen_valid: dict[int, int] = {}
     paths_: list[Path] = []
