@@ -38,8 +38,12 @@ def rms_luminance(path: Path) -> float:
     return math.sqrt(0.241 * r * r + 0.691 * g * g + 0.068 * b * b) / 256
 
 
+@pytest.mark.parametrize("kernel", ["auto", "pillow"])
 def test_every_corpus_variant_ends_as_a_value_or_a_reason(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        kernel: str) -> None:
+    """``auto`` uses the program's fast JPEG kernel when its packages are installed."""
+    monkeypatch.setenv("PHOTODEMO_KERNEL", kernel)
     images = tmp_path / "images"
     files = write_corpus(images, 2 * len(VARIANTS), sizes=((64, 48), (40, 56)), seed=5,
                          variants=VARIANTS)
