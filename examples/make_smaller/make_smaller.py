@@ -192,23 +192,26 @@ def dct_scale(width, height, tw, th):
     return 8
 
 
-def orient_array(np, arr, orientation):
-    """Apply EXIF orientation 2..8 to an (H, W, C) numpy array as Pillow's exif_transpose does."""
+def orient_array(cv2, img, orientation):
+    """Apply EXIF orientation 2..8 to an image array (OpenCV copies), as Pillow's exif_transpose
+    does; a one-channel (H, W, 1) array stays three-dimensional."""
     if orientation == 2:
-        return arr[:, ::-1]
-    if orientation == 3:
-        return arr[::-1, ::-1]
-    if orientation == 4:
-        return arr[::-1]
-    if orientation == 5:
-        return arr.transpose(1, 0, 2)
-    if orientation == 6:
-        return np.rot90(arr, -1)
-    if orientation == 7:
-        return np.rot90(arr, 2).transpose(1, 0, 2)
-    if orientation == 8:
-        return np.rot90(arr, 1)
-    return arr
+        out = cv2.flip(img, 1)
+    elif orientation == 3:
+        out = cv2.flip(img, -1)
+    elif orientation == 4:
+        out = cv2.flip(img, 0)
+    elif orientation == 5:
+        out = cv2.transpose(img)
+    elif orientation == 6:
+        out = cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
+    elif orientation == 7:
+        out = cv2.transpose(cv2.flip(img, -1))
+    elif orientation == 8:
+        out = cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    else:
+        return img
+    return out[:, :, None] if out.ndim == 2 else out
 
 
 class FastKernel:
@@ -222,13 +225,25 @@ class FastKernel:
         cv2.setNumThreads(1)
         self.cv2, self.np, self.sj = cv2, numpy, simplejpeg
 
+    def lanczos_taps(self, ratio):
+        """The Lanczos-3 low-pass of a ``ratio``-times downscale, sampled at whole pixels."""
+        np = self.np
+        n = int(np.ceil(3 * ratio))
+        x = np.arange(-n, n + 1, dtype=np.float64)
+        k = np.sinc(x / ratio) * np.sinc(x / (3 * ratio))
+        k[np.abs(x) >= 3 * ratio] = 0
+        return (k / k.sum()).astype(np.float32)
+
     def resample(self, img, tw, th):
-        """The rest of the way after DCT scaling (at most 2x): bicubic, with a gaussian pre-blur
-        of sigma 0.3 x ratio (against aliasing) when more than 1.1x remains."""
+        """The rest of the way after DCT scaling (at most 2x): when more than 1.1x remains, the
+        image is first low-passed with the Lanczos-3 kernel of that ratio (the reference's
+        filter; a gaussian was 0.3-7 dB worse against it), then bicubic does the resampling."""
         cv2 = self.cv2
         ratio = max(img.shape[1] / tw, img.shape[0] / th)
-        src = cv2.GaussianBlur(img, (0, 0), 0.3 * ratio) if ratio > 1.1 else img
-        out = cv2.resize(src, (tw, th), interpolation=cv2.INTER_CUBIC)
+        if ratio > 1.1:
+            taps = self.lanczos_taps(ratio)
+            img = cv2.sepFilter2D(img, -1, taps, taps, borderType=cv2.BORDER_REFLECT)
+        out = cv2.resize(img, (tw, th), interpolation=cv2.INTER_CUBIC)
         return out[:, :, None] if out.ndim == 2 else out
 
     def shrink(self, data, orientation, max_side, quality):
@@ -248,7 +263,7 @@ class FastKernel:
                                   strict=True)
         if img.shape[1] != tw or img.shape[0] != th:
             img = self.resample(img, tw, th)
-        img = self.np.ascontiguousarray(orient_array(self.np, img, orientation))
+        img = self.np.ascontiguousarray(orient_array(self.cv2, img, orientation))
         jpeg = self.sj.encode_jpeg(img, quality=quality, colorspace="GRAY" if gray else "RGB",
                                    colorsubsampling="Gray" if gray else "420")
         return jpeg, (img.shape[1], img.shape[0]), (width, height)

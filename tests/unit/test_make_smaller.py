@@ -80,12 +80,13 @@ def photo() -> Image.Image:
     return make_photo(31, 480, 320)  # landscape, asymmetric content
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L"])
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_comes_out_upright(photo: Image.Image, kernel: str,
-                                                  orientation: int) -> None:
+                                                  orientation: int, mode: str) -> None:
     buf = io.BytesIO()
-    photo.save(buf, "JPEG", quality=92, exif=exif(orientation))
+    photo.convert(mode).save(buf, "JPEG", quality=92, exif=exif(orientation))
     src = buf.getvalue()
     jpeg, (w, h), (sw, sh) = shrink(kernel, src, 200)
     out = Image.open(io.BytesIO(jpeg))
@@ -93,6 +94,7 @@ def test_every_exif_orientation_comes_out_upright(photo: Image.Image, kernel: st
     upright = (133, 200) if orientation >= 5 else (200, 133)
     assert out.size == (w, h) == upright
     assert not out.getexif().get(0x0112)  # nothing left for a viewer to rotate again
+    assert out.mode == mode
     ref, _ = reference(src, out.size)
     right = psnr(out, ref)
     # every other orientation of the same pixels is far worse: the picture is the right way up
