@@ -22,7 +22,7 @@ from pathlib import Path
 from .chunking import Chunk, iter_chunks
 from .config import JobConfig
 from .errors import ConfigError
-from .manifest import ManifestInfo, Row, iter_rows, scan
+from .manifest import ManifestInfo, Tally, iter_rows, scan
 from .wrappers import ckjob
 
 STATE_DIR = ".condorkit"
@@ -201,52 +201,83 @@ def _write_rows_file(path: Path, header: dict[str, object], lines: list[bytes]) 
         raise
 
 
+def _chunk_groups(manifest_path: Path, config: JobConfig, opts: str, keep_lines: bool,
+                  tally: Tally | None = None) -> Iterator[tuple[str, list[bytes]]]:
+    """Stream the manifest once: yield (key, row lines) for each chunk-sized group of rows.
+
+    A chunk's key hashes the options hash, then each row's number and values (not its line
+    in the file, so adding a comment or blank line reruns nothing). Rows past ``max_rows`` are
+    read (and so validated) but belong to no group.
+    """
+    columns = config.column_spec()
+    names = columns.names
+    size, cap = config.chunk, config.max_rows
+    h = hashlib.sha256(opts.encode())
+    lines: list[bytes] = []
+    n = 0
+    for r in iter_rows(manifest_path, columns):
+        if tally is not None:
+            tally.add(r)
+        if cap is not None and r.row > cap:
+            continue
+        rec: dict[str, object] = dict(zip(names, r.values, strict=True))
+        rec["row"] = r.row
+        h.update(_ROW_JSON(rec).encode())
+        if keep_lines:
+            rec["line"] = r.line
+            lines.append(_ROW_JSON(rec).encode() + b"\n")
+        n += 1
+        if n == size:
+            yield h.hexdigest(), lines
+            h, lines, n = hashlib.sha256(opts.encode()), [], 0
+    if n:
+        yield h.hexdigest(), lines
+
+
 def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
     """Validate the job and materialize its inputs (unless ``write`` is False).
 
-    Streams the manifest twice (a validating scan, then the split into rows files), so memory
-    does not grow with the manifest size.
+    With ``write`` the manifest is streamed twice: a validating scan first, so that a bad line
+    stops everything before any file is written, then the split into rows files. Without it
+    (``aggregate`` and ``status`` only need the chunk keys) one pass does both. Memory does not
+    grow with the manifest either way.
     """
     job_dir = job_dir.resolve()
     columns = config.column_spec()
     manifest_path = _resolve(job_dir, config.manifest, "manifest")
     program = _resolve(job_dir, config.program, "program")
+    if program.name.startswith("-"):
+        raise ConfigError(f"program name {program.name!r} starts with '-', which the wrapper "
+                          "would read as an option", "rename the program")
     extra = tuple(_resolve(job_dir, f, "input file") for f in config.input_files)
     bundle = _bundle_path(job_dir, config, must_exist=write)
     names = [program.name, CKJOB, *(p.name for p in extra)] + ([bundle.name] if bundle else [])
     if len(set(names)) != len(names):
         raise ConfigError(f"two transferred files share a base name: {names}",
                           "rename one; a worker's scratch folder is flat")
-    info = scan(manifest_path, columns)
-    chunks = tuple(iter_chunks(info.rows, config.chunk, config.max_rows))
     opts = _options_hash(config, program, extra, bundle)
     state = job_dir / STATE_DIR
     chunk_dir = job_dir / CHUNK_DIR
-    if write:
-        for d in (state, chunk_dir, job_dir / config.results_dir, job_dir / config.log_dir):
-            d.mkdir(parents=True, exist_ok=True)
-    keys = []
-    rows: Iterator[Row] = iter_rows(manifest_path, columns)
-    col_names = columns.names
-    for c in chunks:
-        h = hashlib.sha256(opts.encode())
-        lines = []
-        for _ in range(c.count):
-            r = next(rows)
-            rec: dict[str, object] = dict(zip(col_names, r.values, strict=True))  # as_dict()
-            rec["row"], rec["line"] = r.row, r.line
-            line = _ROW_JSON(rec).encode()
-            h.update(line)
-            lines.append(line + b"\n")
-        key = h.hexdigest()
-        keys.append(key)
-        if write:
-            header = {"format": ckjob.ROWS_FORMAT, "start": c.start, "count": c.count,
-                      "key": key, "columns": list(columns.names)}
-            _write_rows_file(chunk_dir / rows_name(c.start), header, lines)
     wrapper = state / WRAPPER
     ck = state / CKJOB
-    if write:
-        _install_resource(WRAPPER, wrapper)
-        _install_resource(CKJOB, ck)
+    if not write:
+        tally = Tally(manifest_path)
+        keys = [k for k, _ in _chunk_groups(manifest_path, config, opts, False, tally)]
+        info = tally.info(columns)
+        chunks = tuple(iter_chunks(info.rows, config.chunk, config.max_rows))
+        return Job(job_dir, config, info, chunks, tuple(keys), program, wrapper, ck, bundle,
+                   extra)
+    info = scan(manifest_path, columns)
+    chunks = tuple(iter_chunks(info.rows, config.chunk, config.max_rows))
+    for d in (state, chunk_dir, job_dir / config.results_dir, job_dir / config.log_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    keys = []
+    groups = _chunk_groups(manifest_path, config, opts, keep_lines=True)
+    for c, (key, lines) in zip(chunks, groups, strict=True):
+        keys.append(key)
+        header = {"format": ckjob.ROWS_FORMAT, "start": c.start, "count": c.count,
+                  "key": key, "columns": list(columns.names)}
+        _write_rows_file(chunk_dir / rows_name(c.start), header, lines)
+    _install_resource(WRAPPER, wrapper)
+    _install_resource(CKJOB, ck)
     return Job(job_dir, config, info, chunks, tuple(keys), program, wrapper, ck, bundle, extra)

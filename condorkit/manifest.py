@@ -30,7 +30,9 @@ _TYPES = ("str", "int", "url")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _URL_SCHEMES = ("http", "https", "file")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0085\u2028\u2029]")
+_FIELD_SEP = re.compile(r"[ \t]+")
+_INT = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ class Row:
 
 def _convert(path: str, lineno: int, col: Column, text: str) -> str | int:
     if col.type == "int":
-        if not re.fullmatch(r"[+-]?\d{1,18}", text):
+        if not _INT.fullmatch(text):
             raise ManifestError(path, lineno, f"{col.name} must be an integer, got {text!r}",
                                 f"write a whole number such as 1919 in the {col.name} field")
         return int(text)
@@ -117,19 +119,20 @@ def _convert(path: str, lineno: int, col: Column, text: str) -> str | int:
 
 def parse_line(path: str, lineno: int, text: str, columns: Columns) -> tuple[str | int, ...] | None:
     """Parse one line (without its line end). Returns None for blank lines and comments."""
-    stripped = text.strip(" \t\f\v")
+    stripped = text.strip(" \t")
     if not stripped or stripped.startswith("#"):
         return None
-    bad = _CONTROL.search(stripped.replace("\t", " "))
+    bad = _CONTROL.search(stripped)
     if bad:
         raise ManifestError(path, lineno, f"control character {bad.group()!r} in the line",
                             "remove it; manifest fields are plain text")
-    fields = stripped.split()
+    fields = _FIELD_SEP.split(stripped)
     n = len(columns.columns)
     if len(fields) != n:
         hint = f"each line must be `{columns.usage()}`"
         if len(fields) > n and columns.columns[0].type == "url":
-            hint += "; write a path with spaces as a file:// URL with %20 for each space"
+            hint += ("; fields are separated by spaces or tabs, so write a path with spaces as "
+                     "a file:// URL with %20 for each space")
         raise ManifestError(path, lineno, f"expected {n} field(s) ({columns.usage()}), "
                             f"found {len(fields)}", hint)
     return tuple(_convert(path, lineno, c, f) for c, f in zip(columns.columns, fields, strict=True))
@@ -170,16 +173,31 @@ class ManifestInfo:
     sha256: str
 
 
+class Tally:
+    """Counts rows and hashes their values as they stream past (one pass, constant memory)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.rows = 0
+        self._h = hashlib.sha256()
+
+    def add(self, r: Row) -> Row:
+        self.rows = r.row
+        self._h.update(repr(r.values).encode("utf-8"))
+        self._h.update(b"\n")
+        return r
+
+    def info(self, columns: Columns, allow_empty: bool = False) -> ManifestInfo:
+        if self.rows == 0 and not allow_empty:
+            raise ManifestError(self.path, 0, "the manifest has no data rows",
+                                f"add lines of the form `{columns.usage()}`")
+        return ManifestInfo(self.path, self.rows, self._h.hexdigest())
+
+
 def scan(path: str | Path, columns: Columns = PHOTODEMO_COLUMNS,
          allow_empty: bool = False) -> ManifestInfo:
-    """Validate a whole manifest in one streaming pass; count rows and hash its bytes."""
-    h = hashlib.sha256()
-    n = 0
+    """Validate a whole manifest in one streaming pass; count rows and hash their values."""
+    tally = Tally(path)
     for r in iter_rows(path, columns):
-        n = r.row
-        h.update(repr(r.values).encode("utf-8"))
-        h.update(b"\n")
-    if n == 0 and not allow_empty:
-        raise ManifestError(str(path), 0, "the manifest has no data rows",
-                            f"add lines of the form `{columns.usage()}`")
-    return ManifestInfo(str(path), n, h.hexdigest())
+        tally.add(r)
+    return tally.info(columns, allow_empty)

@@ -86,7 +86,8 @@ BAD_LINES = [
     ("one-field", b"/data/a.jpg", "expected 2 field(s) (URL-or-path year), found 1"),
     ("three-fields", b"/data/a.jpg 1999 extra", "found 3"),
     ("space-in-path", b"/my photos/a.jpg 1999", "found 3"),
-    ("nbsp-in-path", "/data/a\u00a0b.jpg 1999".encode(), "found 3"),  # Unicode white space splits
+    ("fullwidth-year", "/data/a.jpg \uff11\uff19\uff19\uff19".encode(), "year must be an integer"),
+    ("form-feed", b"/data/a.jpg\x0c1999", "control character"),
     ("inline-comment", b"/data/a.jpg 1999 # scanned", "found 4"),
     ("year-word", b"/data/a.jpg nineteen", "year must be an integer, got 'nineteen'"),
     ("year-decimal", b"/data/a.jpg 1999.5", "year must be an integer"),

@@ -30,6 +30,12 @@ def test_crlf_bom_tabs_and_non_ascii_are_accepted(tmp_path: Path) -> None:
     assert [r.values for r in rows] == [("http://h/ä.jpg", 1919), ("file:///tmp/%20x.jpg", 2015)]
 
 
+def test_only_ascii_space_and_tab_separate_fields(tmp_path: Path) -> None:
+    # a no-break space is part of a file name, not a separator; years take ASCII digits only
+    p = write(tmp_path, "/data/a\u00a0b.jpg\t 1999\n".encode())
+    assert [r.values for r in iter_rows(p)] == [("/data/a\u00a0b.jpg", 1999)]
+
+
 def test_last_line_without_newline(tmp_path: Path) -> None:
     assert scan(write(tmp_path, b"a.jpg 1\nb.jpg 2")).rows == 2
 
