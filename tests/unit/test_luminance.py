@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageStat
+from support.httpserver import FaultyServer
 
 from condorkit.demo import DECODABLE_VARIANTS, write_corpus
-from tests.support.httpserver import FaultyServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "examples" / "photodemo" / "luminance.py"
