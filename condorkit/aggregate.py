@@ -26,7 +26,7 @@ import re
 import threading
 from array import array
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +123,9 @@ class _Compact:
     ok: bytes
     errors: dict[int, tuple[str | None, str]]
     labels: tuple[str | None, ...] | None
+    start: int | None = None
+    count: int | None = None
+    key: str | None = None
 
 
 _NUMBER_TYPES = {int, float}
@@ -145,7 +148,8 @@ def _compact(rf: ResultsFile, fields: tuple[str, str, str], want_labels: bool) -
     errors: dict[int, tuple[str | None, str]] = {}
     labels: tuple[str | None, ...] | None = None
     if not rf.valid:
-        return _Compact(str(rf.path), rf.problems, rf.end, rows, xs, ys, ok, errors, labels)
+        return _Compact(str(rf.path), rf.problems, rf.end, rows, xs, ys, ok, errors, labels,
+                        rf.start, rf.count, rf.key)
     recs = rf.records
     rows = array("q", [r["row"] for r in recs])
     xl: list[Any] = [r.get(xf) for r in recs]
@@ -184,7 +188,8 @@ def _compact(rf: ResultsFile, fields: tuple[str, str, str], want_labels: bool) -
     ok = bytes(okb)
     if want_labels:
         labels = tuple(v if type(v) is str else None for v in (r.get(lf) for r in recs))
-    return _Compact(str(rf.path), rf.problems, rf.end, rows, xs, ys, ok, errors, labels)
+    return _Compact(str(rf.path), rf.problems, rf.end, rows, xs, ys, ok, errors, labels,
+                    rf.start, rf.count, rf.key)
 
 
 def _load_batch(paths: Sequence[Path], fields: tuple[str, str, str],
@@ -377,6 +382,20 @@ def _iter_compact(paths: list[Path], fields: tuple[str, str, str], workers: int,
             yield from done
 
 
+def _stale(c: _Compact, expected_keys: Mapping[int, tuple[int, str]]) -> str | None:
+    """Why a valid file does not belong to the current job, or None (legacy files: None)."""
+    if c.key is None or c.start is None:
+        return None
+    want = expected_keys.get(c.start)
+    if want is None:
+        return (f"stale: no chunk of the current job starts at row {c.start} (the chunk size "
+                "or the manifest changed); run the job again")
+    if want != (c.count, c.key):
+        return ("stale: the results are for other rows, program or options than the current "
+                "job; run this chunk again (`condorkit run` or `condorkit resubmit --missing`)")
+    return None
+
+
 def aggregate(
     paths: Iterable[str | Path],
     *,
@@ -389,6 +408,7 @@ def aggregate(
     label_field: str = "url",
     density_threshold: int = DENSITY_THRESHOLD,
     workers: int | None = None,
+    expected_keys: Mapping[int, tuple[int, str]] | None = None,
 ) -> AggregateReport:
     """Read every results file (streaming), count coverage, write ``out_html``.
 
@@ -397,7 +417,9 @@ def aggregate(
     ``allow_missing`` only changes the page's wording: the CLI decides the exit code from
     :attr:`AggregateReport.complete`. Raises :class:`ResultsError` when no file is given.
     ``workers``: processes that parse and check files when there are many (default: one per
-    available core; 1 reads everything in this process).
+    available core; 1 reads everything in this process). ``expected_keys`` maps each chunk
+    start of the current job to its (count, key): a file made for other rows, program or
+    options is then invalid ("stale") and none of its rows count.
     """
     if expected_rows is not None and not 0 <= expected_rows <= MAX_ROWS:
         raise ResultsError(f"expected rows must be 0..{MAX_ROWS}, not {expected_rows}",
@@ -410,8 +432,11 @@ def aggregate(
     invalid: list[tuple[str, str]] = []
     nworkers = _default_workers() if workers is None else workers
     for c in _iter_compact(files_list, (x_field, y_field, label_field), nworkers, col):
+        stale = None if c.problems or expected_keys is None else _stale(c, expected_keys)
         if c.problems:
             invalid.append((c.path, "; ".join(c.problems)))
+        elif stale:
+            invalid.append((c.path, stale))
         elif expected_rows is None and c.end is not None and c.end > MAX_ROWS:
             invalid.append((c.path, f"rows beyond {MAX_ROWS:,}; pass the expected row count"))
         else:

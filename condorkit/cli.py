@@ -58,7 +58,8 @@ def emit_json(obj: Any) -> None:
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
+             for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines) + "\n"
 
@@ -227,26 +228,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from .aggregate import aggregate
+    from .errors import ConfigError
+    from .job import prepare
     from .manifest import scan
 
     expected = None
+    keys = None
     paths = [Path(p) for p in args.results]
+    job_dir = _job_dir(args)
     if not paths:
-        job_dir = _job_dir(args)
-        cfg = _config(args)
-        paths = sorted((job_dir / cfg.results_dir).glob("results-*.json"))
+        paths = sorted((job_dir / _config(args).results_dir).glob("results-*.json"))
     if not args.no_manifest:
         cfg = _config(args)
         mpath = Path(cfg.manifest)
-        mpath = mpath if mpath.is_absolute() else _job_dir(args) / mpath
+        mpath = mpath if mpath.is_absolute() else job_dir / mpath
         if mpath.is_file():
-            expected = scan(mpath, cfg.column_spec(), allow_empty=True).rows
-            if cfg.max_rows:
-                expected = min(expected, cfg.max_rows)
+            try:  # the current job's chunk keys: results made for other rows are stale
+                job = prepare(job_dir, cfg, write=False)
+                expected = job.rows
+                keys = {c.start: (c.count, k) for c, k in zip(job.chunks, job.keys, strict=True)}
+            except ConfigError as exc:
+                err(f"aggregate: note: results are not checked against the current job "
+                    f"({exc.message})")
+                expected = scan(mpath, cfg.column_spec(), allow_empty=True).rows
+                if cfg.max_rows:
+                    expected = min(expected, cfg.max_rows)
         elif args.manifest:
             raise UsageError(f"manifest {mpath} not found", "pass --manifest or --no-manifest")
     report = aggregate(paths, expected_rows=expected, out_html=Path(args.output),
-                       allow_missing=args.allow_missing)
+                       allow_missing=args.allow_missing, expected_keys=keys)
     if args.json:
         emit_json(report)
     d = report.to_dict()
