@@ -230,3 +230,26 @@ def test_budget_blocks_later_rows_but_never_the_awaited_one() -> None:
     assert done.wait(10)
     t.join(10)
     assert b.used == 50 and b.peak == 130
+
+
+@pytest.mark.skipif(not FAST_DEPS, reason="fast kernel needs numpy, simplejpeg, opencv")
+def test_a_sum_that_is_not_whole_falls_back_to_pillow(corpus: list,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = L.FastKernel()
+    real = kernel.cv2
+
+    class HalfOff:
+        """OpenCV, except that norms come back half a unit off (as a precision bug would)."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def norm(self, *args: object) -> float:
+            return real.norm(*args) + 0.5
+
+    kernel.cv2 = HalfOff()
+    monkeypatch.setattr(L, "_FAST", kernel)
+    f = next(f for f in corpus if f.variant == "rgb")
+    with pytest.raises(ArithmeticError):
+        kernel.luminance(f.path.read_bytes())
+    assert abs(L.luminance(f.path) - tutorial(f.path)) < 1e-9  # Pillow answered
