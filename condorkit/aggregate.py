@@ -383,14 +383,15 @@ def _iter_compact(paths: list[Path], fields: tuple[str, str, str], workers: int,
 
 
 def _stale(c: _Compact, expected_keys: Mapping[int, tuple[int, str]]) -> str | None:
-    """Why a valid file does not belong to the current job, or None (legacy files: None)."""
-    if c.key is None or c.start is None:
+    """Why a valid file does not belong to the current job, or None.
+
+    Only a file whose start is a chunk start of the current job can be checked (legacy files
+    and files cut with another chunk size cannot); it is stale when its row count or its key
+    differs: it was made for other rows, another program or other options.
+    """
+    if c.key is None or c.start is None or c.start not in expected_keys:
         return None
-    want = expected_keys.get(c.start)
-    if want is None:
-        return (f"stale: no chunk of the current job starts at row {c.start} (the chunk size "
-                "or the manifest changed); run the job again")
-    if want != (c.count, c.key):
+    if expected_keys[c.start] != (c.count, c.key):
         return ("stale: the results are for other rows, program or options than the current "
                 "job; run this chunk again (`condorkit run` or `condorkit resubmit --missing`)")
     return None

@@ -226,6 +226,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_chunk_size(paths: Sequence[Path]) -> int | None:
+    """The chunk size the results were made with: the row count of the file for row 1."""
+    from .results import load_results
+
+    first = [p for p in paths if p.name == "results-1.json"]
+    if not first:
+        return None
+    rf = load_results(first[0])
+    return rf.count if rf.valid and rf.start == 1 and rf.count else None
+
+
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from .aggregate import aggregate
     from .errors import ConfigError
@@ -244,6 +255,9 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         mpath = mpath if mpath.is_absolute() else job_dir / mpath
         if mpath.is_file():
             try:  # the current job's chunk keys: results made for other rows are stale
+                size = None if args.chunk else _run_chunk_size(paths)
+                if size and size != cfg.chunk:
+                    cfg = cfg.with_overrides(chunk=size)  # as the results were cut
                 job = prepare(job_dir, cfg, write=False)
                 expected = job.rows
                 keys = {c.start: (c.count, k) for c, k in zip(job.chunks, job.keys, strict=True)}
@@ -778,6 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manifest", help="manifest giving the expected rows (default from config)")
     s.add_argument("--no-manifest", action="store_true", help="do not check coverage")
     s.add_argument("--allow-missing", action="store_true", help="exit 0 even if rows are missing")
+    s.add_argument("--chunk", type=int, help="rows per chunk the results were made with "
+                   "(default: read from results-1.json)")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("demo", parents=[common], help="create a photodemo job folder with images")

@@ -197,6 +197,21 @@ def test_a_results_file_under_another_name_is_not_counted_for_other_rows(
     assert "file name says rows from 9" in agg.err
 
 
+def test_results_cut_with_another_chunk_size_are_still_checked(
+        job: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Aggregating without the run's --chunk reads the chunk size from results-1.json, so the
+    key check still applies: an edited row is stale, not charted."""
+    (job / "condorkit.toml").write_text("chunk = 200\n")
+    agg, rep = aggregate_job(capsys, job)
+    assert agg.code == 0 and rep["missing"] == ""
+    lines = (job / "manifest.txt").read_text().splitlines()
+    url, year = lines[5].split()
+    lines[5] = f"{url} {int(year) + 1}"
+    (job / "manifest.txt").write_text("\n".join(lines) + "\n")
+    agg, rep = aggregate_job(capsys, job)
+    assert agg.code == 5 and rep["missing"] == "5-8" and "results-5.json: stale" in agg.err
+
+
 def test_results_of_a_longer_manifest_do_not_count_beyond_this_one(
         job: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The manifest shrank after the run: the cut chunk's results are for other rows (stale),
