@@ -16,19 +16,31 @@ Results file (``results-START.json``): one JSON object
 Each record has ``row`` and the row's columns, and either the program's values or ``error``.
 ``digest`` covers every other field, so a truncated or hand-edited file is detected.
 
+Fetching
+--------
+:func:`fetch` gets one input's bytes (http/https with a timeout, bounded retries and a size
+limit, ``file://`` or a plain path); :class:`Budget` bounds the bytes a program holds while it
+fetches ahead; :class:`FetchError` carries the reason a row's input could not be fetched.
+
 Must run on Python >= 3.6 (whatever a worker has).
 """
 
 import hashlib
+import http.client
 import json
 import os
 import socket
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 ROWS_FORMAT = "condorkit-rows/1"
 RESULTS_FORMAT = "condorkit-results/1"
+FETCH_BLOCK = 1 << 16  # bytes read (and taken from the budget) at a time
 
 
 def canonical(obj):
@@ -165,3 +177,142 @@ def map_rows(rows_path, out_path, fn, program=None, extra=None):
                        program or os.path.basename(sys.argv[0]), extra)
     write_results(out_path, doc)
     return doc
+
+
+# ------------------------------------------------------------------ fetching inputs
+
+
+class FetchError(Exception):
+    """A row's input could not be fetched; the message is the recorded reason."""
+
+
+class Budget:
+    """Bytes held by fetched-but-unprocessed inputs, bounded by ``limit``.
+
+    ``acquire`` blocks while the bytes would exceed the limit, except for the row the consumer is
+    waiting for (``head``, set by ``advance``) and when nothing is held at all, so the loop can
+    always progress; the peak held is therefore at most ``limit`` plus one input. ``begin`` and
+    ``end`` count requests in flight (``inflight``, ``peak_inflight``).
+    """
+
+    def __init__(self, limit):
+        self.limit = max(1, int(limit))
+        self.used = 0
+        self.peak = 0
+        self.head = 0
+        self.inflight = 0
+        self.peak_inflight = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n, index):
+        with self._cond:
+            while (self.used and self.used + n > self.limit and index != self.head):
+                self._cond.wait(0.5)
+            self.used += n
+            self.peak = max(self.peak, self.used)
+
+    def release(self, n):
+        if n:
+            with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+
+    def advance(self, index):
+        with self._cond:
+            self.head = index
+            self._cond.notify_all()
+
+    def begin(self):
+        with self._cond:
+            self.inflight += 1
+            self.peak_inflight = max(self.peak_inflight, self.inflight)
+
+    def end(self):
+        with self._cond:
+            self.inflight -= 1
+
+
+def _http_get(url, budget, index, timeout, max_bytes, agent):
+    """One bounded HTTP GET: returns the body, raises FetchError(permanent) or OSError."""
+    req = urllib.request.Request(url, headers={"User-Agent": agent})
+    held = 0
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise FetchError("body of %s bytes is larger than the %d-byte limit"
+                                 % (length, max_bytes))
+            parts, got = [], 0
+            while True:
+                budget.acquire(FETCH_BLOCK, index)
+                held += FETCH_BLOCK
+                part = resp.read(FETCH_BLOCK)
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+                if got > max_bytes:
+                    raise FetchError("body is larger than the %d-byte limit" % max_bytes)
+            body = b"".join(parts)
+            if length and length.isdigit() and len(body) < int(length):
+                raise OSError("connection closed after %d of %s bytes" % (len(body), length))
+    except urllib.error.HTTPError as exc:
+        budget.release(held)
+        if exc.code >= 500 or exc.code == 429:
+            raise OSError("HTTP %d %s" % (exc.code, exc.reason))
+        raise FetchError("HTTP %d %s" % (exc.code, exc.reason))
+    except BaseException:
+        budget.release(held)
+        raise
+    budget.release(held - len(body))  # keep exactly the body's bytes
+    return body
+
+
+def fetch(url, *, timeout, retries, max_bytes, budget=None, index=0, agent="condorkit-job/1"):
+    """Return the bytes of one input; the caller releases ``len(result)`` from ``budget``.
+
+    ``url`` is http/https, ``file://`` or a plain path. Each HTTP attempt waits at most
+    ``timeout`` seconds; a transient failure (connection error, timeout, HTTP 5xx or 429, a short
+    body) is retried ``retries`` more times with doubling pauses from 0.5 s; other HTTP errors,
+    bodies or files over ``max_bytes``, missing files and other schemes fail at once. ``index`` is
+    the row's position for ``budget`` (unbounded when None); ``agent`` is the User-Agent sent.
+    Every failure raises :class:`FetchError` with the reason to record.
+    """
+    budget = budget if budget is not None else Budget(1 << 62)
+    parsed = urllib.parse.urlsplit(url)
+    scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
+    if scheme in ("", "file"):
+        path = urllib.parse.unquote(parsed.path) if scheme == "file" else url
+        if not os.path.isfile(path):
+            raise FetchError("no such file: %s" % path)
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise FetchError("file of %d bytes is larger than the %d-byte limit"
+                             % (size, max_bytes))
+        budget.acquire(size, index)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            budget.release(size)
+            raise FetchError("cannot read %s: %s" % (path, exc.strerror or exc))
+        budget.release(size - len(data))
+        return data
+    if scheme not in ("http", "https"):
+        raise FetchError("unsupported URL scheme %r" % scheme)
+    delay = 0.5
+    for attempt in range(retries + 1):
+        budget.begin()
+        try:
+            return _http_get(url, budget, index, timeout, max_bytes, agent)
+        except FetchError:
+            raise
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            if attempt == retries:
+                raise FetchError("%s after %d attempt(s)" % (reason, attempt + 1))
+        finally:
+            budget.end()
+        time.sleep(delay)
+        delay *= 2
+    raise FetchError("unreachable")

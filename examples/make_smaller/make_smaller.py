@@ -29,17 +29,13 @@ PHOTODEMO_RETRIES, PHOTODEMO_FETCHERS, PHOTODEMO_WINDOW, PHOTODEMO_MAX_BYTES, PH
 (same meaning as in the photodemo's luminance.py).
 """
 
-import http.client
 import io
 import os
 import re
 import sys
 import tarfile
-import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import ckjob
@@ -54,7 +50,6 @@ FETCHERS = int(os.environ.get("PHOTODEMO_FETCHERS", "8"))
 WINDOW = int(os.environ.get("PHOTODEMO_WINDOW", "16"))
 MAX_BYTES = int(os.environ.get("PHOTODEMO_MAX_BYTES", str(64 << 20)))
 BUDGET = int(os.environ.get("PHOTODEMO_BUDGET", str(96 << 20)))
-BLOCK = 1 << 16
 ORIENTATION = 0x0112
 TARBALL = "smaller-{start}.tar"
 _T = Image.Transpose
@@ -63,110 +58,17 @@ _TRANSPOSE = {2: _T.FLIP_LEFT_RIGHT, 3: _T.ROTATE_180, 4: _T.FLIP_TOP_BOTTOM, 5:
               6: _T.ROTATE_270, 7: _T.TRANSVERSE, 8: _T.ROTATE_90}
 
 
-class FetchError(Exception):
-    """A row's image could not be fetched; the message is the recorded reason."""
+# ------------------------------------------------------------------ fetching (shared: ckjob.py)
 
 
-# ------------------------------------------------------------------ fetch-ahead (as luminance.py)
-
-
-class Budget:
-    """Bytes held by fetched-but-unprocessed images, at most ``limit`` plus the awaited one."""
-
-    def __init__(self, limit):
-        self.limit, self.used, self.peak, self.head = max(1, int(limit)), 0, 0, 0
-        self._cond = threading.Condition()
-
-    def acquire(self, n, index):
-        with self._cond:
-            while self.used and self.used + n > self.limit and index != self.head:
-                self._cond.wait(0.5)
-            self.used += n
-            self.peak = max(self.peak, self.used)
-
-    def release(self, n):
-        if n:
-            with self._cond:
-                self.used -= n
-                self._cond.notify_all()
-
-    def advance(self, index):
-        with self._cond:
-            self.head = index
-            self._cond.notify_all()
-
-
-def _http_get(url, budget, index):
-    req = urllib.request.Request(url, headers={"User-Agent": "condorkit-make-smaller/1"})
-    held = 0
-    try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_BYTES:
-                raise FetchError("body of %s bytes is larger than the %d-byte limit"
-                                 % (length, MAX_BYTES))
-            parts, got = [], 0
-            while True:
-                budget.acquire(BLOCK, index)
-                held += BLOCK
-                part = resp.read(BLOCK)
-                if not part:
-                    break
-                parts.append(part)
-                got += len(part)
-                if got > MAX_BYTES:
-                    raise FetchError("body is larger than the %d-byte limit" % MAX_BYTES)
-            body = b"".join(parts)
-            if length and length.isdigit() and len(body) < int(length):
-                raise OSError("connection closed after %d of %s bytes" % (len(body), length))
-    except urllib.error.HTTPError as exc:
-        budget.release(held)
-        if exc.code >= 500 or exc.code == 429:
-            raise OSError("HTTP %d %s" % (exc.code, exc.reason))
-        raise FetchError("HTTP %d %s" % (exc.code, exc.reason))
-    except BaseException:
-        budget.release(held)
-        raise
-    budget.release(held - len(body))
-    return body
+FetchError = ckjob.FetchError
+Budget = ckjob.Budget
 
 
 def fetch(url, budget, index=0):
     """The bytes of the row's image; the caller releases ``len(result)`` from ``budget``."""
-    parsed = urllib.parse.urlsplit(url)
-    scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
-    if scheme in ("", "file"):
-        path = urllib.parse.unquote(parsed.path) if scheme == "file" else url
-        if not os.path.isfile(path):
-            raise FetchError("no such file: %s" % path)
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            raise FetchError("file of %d bytes is larger than the %d-byte limit"
-                             % (size, MAX_BYTES))
-        budget.acquire(size, index)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_BYTES + 1)
-        except OSError as exc:
-            budget.release(size)
-            raise FetchError("cannot read %s: %s" % (path, exc.strerror or exc))
-        budget.release(size - len(data))
-        return data
-    if scheme not in ("http", "https"):
-        raise FetchError("unsupported URL scheme %r" % scheme)
-    delay = 0.5
-    for attempt in range(RETRIES + 1):
-        try:
-            return _http_get(url, budget, index)
-        except FetchError:
-            raise
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            if attempt == RETRIES:
-                reason = getattr(exc, "reason", None) or exc
-                raise FetchError("%s after %d attempt(s)" % (reason, attempt + 1))
-        time.sleep(delay)
-        delay *= 2
-    raise FetchError("unreachable")
+    return ckjob.fetch(url, timeout=TIMEOUT, retries=RETRIES, max_bytes=MAX_BYTES, budget=budget,
+                       index=index, agent="condorkit-make-smaller/1")
 
 
 # ------------------------------------------------------------------ shrinking

@@ -35,15 +35,10 @@ default 96 MiB), PHOTODEMO_KERNEL (``auto``: fast when its packages import, else
 ``fast`` / ``pillow``).
 """
 
-import http.client
 import math
 import os
 import sys
-import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from io import BytesIO
@@ -58,140 +53,23 @@ WINDOW = int(os.environ.get("PHOTODEMO_WINDOW", "16"))
 MAX_BYTES = int(os.environ.get("PHOTODEMO_MAX_BYTES", str(64 << 20)))
 BUDGET = int(os.environ.get("PHOTODEMO_BUDGET", str(96 << 20)))
 KERNEL = os.environ.get("PHOTODEMO_KERNEL", "auto").strip().lower() or "auto"
-BLOCK = 1 << 16
+BLOCK = ckjob.FETCH_BLOCK
 BAND_ROWS = 64
 
 _SQUARES = [i * i for i in range(256)]
 
 
-class FetchError(Exception):
-    """A row's image could not be fetched; the message is the recorded reason."""
+# ------------------------------------------------------------------ fetching (shared: ckjob.py)
 
 
-# ------------------------------------------------------------------ fetch-ahead accounting
-
-
-class Budget:
-    """Bytes held by fetched-but-unmeasured images, bounded by ``limit``.
-
-    ``acquire`` blocks while the bytes would exceed the limit, except for the row the consumer is
-    waiting for (``head``) and when nothing is held at all, so the loop can always progress; the
-    peak held is therefore at most ``limit`` plus one image. Also counts requests in flight.
-    """
-
-    def __init__(self, limit):
-        self.limit = max(1, int(limit))
-        self.used = 0
-        self.peak = 0
-        self.head = 0
-        self.inflight = 0
-        self.peak_inflight = 0
-        self._cond = threading.Condition()
-
-    def acquire(self, n, index):
-        with self._cond:
-            while (self.used and self.used + n > self.limit and index != self.head):
-                self._cond.wait(0.5)
-            self.used += n
-            self.peak = max(self.peak, self.used)
-
-    def release(self, n):
-        if n:
-            with self._cond:
-                self.used -= n
-                self._cond.notify_all()
-
-    def advance(self, index):
-        with self._cond:
-            self.head = index
-            self._cond.notify_all()
-
-    def begin(self):
-        with self._cond:
-            self.inflight += 1
-            self.peak_inflight = max(self.peak_inflight, self.inflight)
-
-    def end(self):
-        with self._cond:
-            self.inflight -= 1
-
-
-def _http_get(url, budget, index):
-    """One bounded HTTP GET: returns the body, raises FetchError(permanent) or OSError."""
-    req = urllib.request.Request(url, headers={"User-Agent": "condorkit-photodemo/1"})
-    held = 0
-    try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_BYTES:
-                raise FetchError("body of %s bytes is larger than the %d-byte limit"
-                                 % (length, MAX_BYTES))
-            parts, got = [], 0
-            while True:
-                budget.acquire(BLOCK, index)
-                held += BLOCK
-                part = resp.read(BLOCK)
-                if not part:
-                    break
-                parts.append(part)
-                got += len(part)
-                if got > MAX_BYTES:
-                    raise FetchError("body is larger than the %d-byte limit" % MAX_BYTES)
-            body = b"".join(parts)
-            if length and length.isdigit() and len(body) < int(length):
-                raise OSError("connection closed after %d of %s bytes" % (len(body), length))
-    except urllib.error.HTTPError as exc:
-        budget.release(held)
-        if exc.code >= 500 or exc.code == 429:
-            raise OSError("HTTP %d %s" % (exc.code, exc.reason))
-        raise FetchError("HTTP %d %s" % (exc.code, exc.reason))
-    except BaseException:
-        budget.release(held)
-        raise
-    budget.release(held - len(body))  # keep exactly the body's bytes
-    return body
+FetchError = ckjob.FetchError
+Budget = ckjob.Budget
 
 
 def fetch(url, budget=None, index=0):
     """Return the bytes of the row's image; the caller releases ``len(result)`` from budget."""
-    budget = budget if budget is not None else Budget(1 << 62)
-    parsed = urllib.parse.urlsplit(url)
-    scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
-    if scheme in ("", "file"):
-        path = urllib.parse.unquote(parsed.path) if scheme == "file" else url
-        if not os.path.isfile(path):
-            raise FetchError("no such file: %s" % path)
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            raise FetchError("file of %d bytes is larger than the %d-byte limit"
-                             % (size, MAX_BYTES))
-        budget.acquire(size, index)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_BYTES + 1)
-        except OSError as exc:
-            budget.release(size)
-            raise FetchError("cannot read %s: %s" % (path, exc.strerror or exc))
-        budget.release(size - len(data))
-        return data
-    if scheme not in ("http", "https"):
-        raise FetchError("unsupported URL scheme %r" % scheme)
-    delay = 0.5
-    for attempt in range(RETRIES + 1):
-        budget.begin()
-        try:
-            return _http_get(url, budget, index)
-        except FetchError:
-            raise
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            if attempt == RETRIES:
-                raise FetchError("%s after %d attempt(s)" % (reason, attempt + 1))
-        finally:
-            budget.end()
-        time.sleep(delay)
-        delay *= 2
-    raise FetchError("unreachable")
+    return ckjob.fetch(url, timeout=TIMEOUT, retries=RETRIES, max_bytes=MAX_BYTES, budget=budget,
+                       index=index, agent="condorkit-photodemo/1")
 
 
 # ------------------------------------------------------------------ the luminance kernels
