@@ -174,7 +174,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .errors import Interrupted
-    from .local import RunProgress, RunReport, run
+    from .local import RunProgress, RunReport, default_workers, run
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j needs at least 1 worker, got {args.jobs}", "e.g. -j 2")
@@ -188,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                              if p.chunks_failed else ""))
 
     err(f"run: {job.rows} rows in {len(job.chunks)} chunk(s) on "
-        f"{args.jobs or job.config.workers or os.cpu_count()} worker(s)")
+        f"{args.jobs or job.config.workers or default_workers()} worker(s)")
 
     def show(report: RunReport) -> None:
         progress.close()

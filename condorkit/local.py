@@ -42,7 +42,8 @@ from .pieces import leftover_parts, read_valid
 from .scheduler import ChunkState, RunProgress, Scheduler, Span, killpg, place, scratch_root
 
 __all__ = ["Attempt", "ChunkOutcome", "DryRunResult", "RunProgress", "RunReport", "ScratchSpec",
-           "dry_run", "execute", "run", "scratch_root", "task_spec", "valid_result"]
+           "default_workers", "dry_run", "execute", "run", "scratch_root", "task_spec",
+           "valid_result"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,21 @@ class RunReport:
         return d
 
 
+# what HTCondor's starter sets to the slot's cpus (STARTER_NUM_THREADS_ENV_VARS)
+THREAD_VARS = ("CUBACORES", "GOMAXPROCS", "JULIA_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT",
+               "OPENBLAS_NUM_THREADS", "PYTHON_CPU_COUNT", "ROOT_MAX_THREADS",
+               "TF_LOOP_PARALLEL_ITERATIONS", "TF_NUM_THREADS")
+
+
+def default_workers() -> int:
+    """All the cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def valid_result(path: Path, task: ChunkTask) -> str | None:
     """None when ``path`` holds valid results for exactly this task's rows and key."""
     _, why = read_valid(path, task.chunk.start, task.chunk.count, task.key)
@@ -171,6 +187,12 @@ def _resolve_python(python: str, cwd: str) -> str | None:
     if exe is None:
         return None
     try:
+        with open(exe, "rb") as fh:
+            if fh.read(4) == b"\x7fELF":  # a real interpreter, not a shim script: use it
+                return os.path.abspath(exe)
+    except OSError:
+        return None
+    try:
         out = subprocess.run([exe, "-c", "import sys; print(sys.executable)"], cwd=cwd,
                              capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
@@ -211,12 +233,14 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     if dispatch not in ("balanced", "random") or granularity not in ("auto", "chunk"):
         raise UsageError(f"unknown dispatch {dispatch!r} or granularity {granularity!r}",
                          "dispatch: balanced or random; granularity: auto or chunk")
-    workers = workers or job.config.workers or os.cpu_count() or 1
+    workers = workers or job.config.workers or default_workers()
     retries = job.config.local_retries if retries is None else retries
     joblog = joblog or job.log_dir / "joblog.tsv"
     joblog.parent.mkdir(parents=True, exist_ok=True)
     job.results_dir.mkdir(parents=True, exist_ok=True)
     base_env = dict(os.environ if env is None else env)
+    for var in THREAD_VARS:  # as HTCondor's starter does, unless the environment says otherwise
+        base_env.setdefault(var, str(job.config.request_cpus))
     if "CONDORKIT_PYTHON" not in base_env and job.bundle is None:
         real = _resolve_python(job.config.python, str(job.dir))
         if real:

@@ -83,27 +83,39 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
                workers: int, est: Estimate) -> tuple[int, int]:
     """How much an idle worker takes from the head of the queue: ``(n_spans, rows)``.
 
-    ``spans`` are the ready spans from the head, as ``(start, count, whole_chunk_and_fresh)``.
-    The fair share is the rows still to do (pending plus the estimated rest of running pieces)
-    over the workers (guided self-scheduling). A longer span is cut at the share, but never
-    into pieces shorter than a few start-ups' worth of work; a whole chunk that runs for less
-    than ~20 start-ups is joined with the adjacent whole chunks after it.
+    ``spans`` are the ready spans from the head as ``(start, count, fresh)`` (fresh: never
+    failed). The worker takes ``rows`` rows from the first ``n_spans`` of them (all of the first
+    ``n_spans - 1``, a prefix of the last). Rules:
+
+    - the fair share is the rows still to do (pending plus the estimated rest of running pieces)
+      over the workers (guided self-scheduling), so pieces shrink towards the end of the run and
+      the workers finish together;
+    - a piece is never cut shorter than ~5 start-ups' worth of work (``min_rows``), and a cut
+      never leaves a remainder shorter than that;
+    - when start-up costs more than 2% of running the head span, adjacent fresh spans are joined
+      (across chunk boundaries) until start-up is 2% of the piece, up to the fair share.
+
+    Before any attempt has finished (no estimate) spans are only cut at the fair share.
     """
     start, count, fresh = spans[0]
     share = math.ceil((pending_rows + running_rows) / max(workers, 1))
-    min_rows = 1
-    if est.row_s > 0:
-        min_rows = max(1, math.ceil(max(0.2, 5 * est.overhead_s) / est.row_s))
+    known = est.row_s > 0 and est.overhead_s > 0
+    min_rows = max(1, math.ceil(max(0.2, 5 * est.overhead_s) / est.row_s)) if known else 1
     take = max(share, min_rows)
-    if count > take:
-        return 1, (count if count - take < min_rows else take)
+    goal = math.ceil(50 * est.overhead_s / est.row_s) if known else 0
+    if count >= take or goal <= count or not fresh:
+        rows = min(count, take)
+        return 1, (count if count - rows < min_rows else rows)
+    limit = min(take, goal)
     n, rows = 1, count
-    small = est.row_s > 0 and est.overhead_s > 0
-    while (small and fresh and n < len(spans) and rows * est.row_s < 20 * est.overhead_s):
+    while n < len(spans) and rows < limit:
         nstart, ncount, nfresh = spans[n]
-        if not nfresh or nstart != start + rows or rows + ncount > take:
+        if not nfresh or nstart != start + rows:
             break
-        n, rows = n + 1, rows + ncount
+        add = min(ncount, limit - rows)
+        if ncount - add < min_rows:
+            add = ncount
+        n, rows = n + 1, rows + add
     return n, rows
 
 
@@ -218,18 +230,22 @@ class Scheduler:
         n, rows = 1, head.count
         if self.adaptive and head.tries == 0:  # a retried span keeps its shape
             spans = []
-            for s in q[i:i + 64]:
+            for s in q[i:i + 4096]:
                 if s.not_before > now:
                     break
-                c = self.job.chunks[s.chunk]
-                spans.append((s.start, s.count, s.start == c.start and s.count == c.count
-                              and not s.solo and s.tries == 0))
+                spans.append((s.start, s.count, not s.solo and s.tries == 0))
             est = self.estimate()
             run_rows = sum(self._rest(c, est, now) for c in self.running if not c.speculative)
             n, rows = plan_piece(spans, self.pending_rows, run_rows, self.workers, est)
-        if n == 1 and rows < head.count:
-            q[i] = Span(head.chunk, head.start + rows, head.count - rows, head.tries,
-                         head.not_before, head.slot, head.solo)
+        left = rows
+        for k in range(i, i + n):
+            span = q[k]
+            if left < span.count:  # a prefix of this span; its tail stays pending
+                q[k] = Span(span.chunk, span.start + left, span.count - left, span.tries,
+                            span.not_before, span.slot, span.solo)
+                del q[i:k]
+                break
+            left -= span.count
         else:
             del q[i:i + n]
         self.pending_rows -= rows
@@ -253,7 +269,9 @@ class Scheduler:
         exe = scratch / job.wrapper.name
         shutil.copy2(job.wrapper, exe)
         os.chmod(exe, 0o755)
-        env = dict(self.env, _CONDOR_SCRATCH_DIR=str(scratch))
+        # as HTCondor's starter does: scratch folder and temporary files in it
+        env = dict(self.env, _CONDOR_SCRATCH_DIR=str(scratch), TMPDIR=str(scratch),
+                   TMP=str(scratch), TEMP=str(scratch))
         with open(scratch / "_condor_stdout", "wb") as out, \
                 open(scratch / "_condor_stderr", "wb") as err:
             proc = subprocess.Popen([str(exe), *job.arguments(piece.start)], cwd=scratch,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from condorkit.wrappers import ckjob
 from support.localjob import joblog, make_job, rejected, result_rows
 
 from condorkit.aggregate import aggregate
@@ -17,9 +18,8 @@ from condorkit.config import load_config
 from condorkit.errors import UsageError
 from condorkit.job import Job, prepare
 from condorkit.local import run, valid_result
-from condorkit.pieces import parts_dir
+from condorkit.pieces import make_piece, part_path, parts_dir
 from condorkit.scheduler import Estimate, plan_piece
-from condorkit.wrappers import ckjob
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"backoff": 0.01, "speculate_after": None}
@@ -238,6 +238,25 @@ def test_stale_parts_are_not_reused(tmp_path: Path) -> None:
     assert_exactly_once(job)
 
 
+def test_parts_across_chunk_boundaries_are_assembled_per_chunk(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=8, chunk=4))
+    parts_dir(job).mkdir(parents=True)
+    for start, count in ((1, 6), (7, 2)):  # as a joined piece and its tail would leave them
+        piece = make_piece(job, start, count)
+        assert not piece.whole and piece.key not in job.keys
+        records = [{"row": r, "name": f"item{r}", "n": r, "value": r * r}
+                   for r in range(start, start + count)]
+        doc = ckjob.make_results({"start": start, "count": count, "key": piece.key}, records,
+                                 time.time(), 0.1, "square.py")
+        ckjob.write_results(str(part_path(job, piece)), doc)
+    report = run(job, workers=2, **FAST)
+    assert report.attempts == 0 and [c.status for c in report.chunks] == ["done", "done"]
+    doc = json.loads((job.results_dir / "results-5.json").read_text())
+    assert [(p["start"], p["count"]) for p in doc["pieces"]] == [(1, 6), (7, 2)]
+    assert not list(parts_dir(job).iterdir())
+    assert_exactly_once(job)
+
+
 def test_tiny_chunks_are_joined_and_still_written_per_chunk(tmp_path: Path) -> None:
     job = job_of(make_job(tmp_path / "job", rows=24, chunk=1))
     report = run(job, workers=2, **FAST)
@@ -282,7 +301,15 @@ def test_bad_dispatch_is_a_usage_error(tmp_path: Path) -> None:
         ([(1, 1, True), (2, 1, False), (3, 1, True)], 3, 0, Estimate(0.001, 0.2), (1, 1)),
         ([(1, 1, True), (5, 1, True)], 2, 0, Estimate(0.001, 0.2), (1, 1)),
         # a chunk that is long enough on its own is not joined
-        ([(1, 100, True), (101, 100, True)], 1000, 0, Estimate(0.05, 0.2), (1, 100)),
+        ([(1, 100, True), (101, 100, True)], 1000, 0, Estimate(0.05, 0.05), (1, 100)),
+        # joined until start-up is 2% of the piece, ending inside a chunk if need be...
+        ([(1, 50, True), (51, 50, True), (101, 50, True)], 1000, 0, Estimate(0.05, 0.12),
+         (3, 120)),
+        # ...but not leaving a remainder shorter than min_rows (12 here)
+        ([(1, 50, True), (51, 50, True), (101, 30, True)], 1000, 0, Estimate(0.05, 0.12),
+         (3, 130)),
+        # a span that failed before is taken alone
+        ([(1, 50, False), (51, 50, True)], 1000, 0, Estimate(0.05, 0.3), (1, 50)),
     ],
 )
 def test_plan_piece(spans: list[tuple[int, int, bool]], pending: int, running: float,

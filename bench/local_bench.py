@@ -1,0 +1,406 @@
+"""Benchmark: `condorkit run -j2` against GNU parallel, paexec, xargs -P2 and a sequential run.
+
+Corpus: N photo-like JPEGs of 2-4 megapixels (``condorkit.demo.write_corpus``; mostly RGB, with
+grayscale, progressive and EXIF-rotated variants), generated once into ``bench/corpus/nN/``.
+Every contender computes the photodemo luminance of every image on 2 workers (except the
+sequential ones) and is timed from the outside, start-up included:
+
+- ``limit``: the kernel (``luminance()`` of examples/photodemo/luminance.py) in one plain
+  in-process loop on one core; the physical limit is 2 x its rate (timed inside the loop);
+- ``sequential``: the photodemo program itself over all rows in one process;
+- ``condorkit-cN``: ``condorkit run -j2`` on a job whose chunk size is N (wrapper, scratch folders,
+  validation, joblog and all; a fresh job folder state each pass); ``-chunk`` runs exactly the
+  job's chunks (``--granularity chunk``), ``-random`` uses ``--dispatch random``;
+- ``parallel``: GNU parallel -j2 running a tutorial-style one-image-per-process script;
+- ``xargs``: xargs -P2 -L1 with the same script, each writing its own output file;
+- ``paexec``: paexec -n +2 with a persistent Python calculator (one process per worker).
+
+Passes are interleaved (round 1: A B C ..., round 2: ... C B A, ...) and the corpus is read once
+right before each pass so the page cache is warm. The machine is shared: before each pass the
+benchmark waits (up to --max-wait s) until other processes use < 8% of the CPUs, and a pass during
+which other processes used more than --noise CPU seconds per wall second (from /proc/stat minus
+this benchmark's own rusage) is discarded and re-run. Every pass's output is checked (one value per
+image, equal to the in-process kernel). The table (median wall time, rows/s, % of the limit, x
+GNU parallel) goes to stdout and to bench/results/local-bench-TIMESTAMP.{md,json}.
+
+    python bench/local_bench.py             # 1,000 images, 3 rounds (about 25 minutes)
+    python bench/local_bench.py --quick     # 100 images, 1 round: a sanity check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+PHOTODEMO = REPO / "examples" / "photodemo"
+SIZES = ((2048, 1536), (1536, 2048), (2400, 1600), (1800, 1200))
+VARIANTS = ("rgb", "rgb", "gray", "rgb", "progressive", "rgb", "exif-rotated", "rgb")
+
+TUTORIAL = r'''#!/usr/bin/env python3
+"""Tutorial style: the luminance of ONE image per process. Usage: tut.py IMAGE YEAR [OUT]"""
+import math, sys
+from PIL import Image, ImageStat
+
+def luminance(path):
+    with Image.open(path) as im:
+        if im.mode == "L":
+            return ImageStat.Stat(im).rms[0] / 256
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        r, g, b = ImageStat.Stat(im).rms
+        return math.sqrt(0.241 * r * r + 0.691 * g * g + 0.068 * b * b) / 256
+
+line = "%s %s %r\n" % (sys.argv[1], sys.argv[2], luminance(sys.argv[1]))
+if len(sys.argv) > 3:
+    with open(sys.argv[3], "w") as fh:
+        fh.write(line)
+else:
+    sys.stdout.write(line)
+'''
+
+CALCULATOR = r'''#!/usr/bin/env python3
+"""paexec calculator: one task per line (IMAGE YEAR), answer line + empty end-of-task line."""
+import sys
+sys.path[:0] = [%(photodemo)r, %(wrappers)r]
+from luminance import luminance
+while True:
+    task = sys.stdin.readline()
+    if not task:
+        break
+    path, year = task.split()
+    sys.stdout.write("%%s %%s %%r\n\n" %% (path, year, luminance(path)))
+    sys.stdout.flush()
+'''
+
+LOOP = r'''
+import json, sys, time
+sys.path[:0] = [%(photodemo)r, %(wrappers)r]
+from luminance import luminance
+paths = [line.split()[0] for line in open(%(manifest)r)]
+t0 = time.perf_counter()
+values = {p: luminance(p) for p in paths}
+print(json.dumps({"loop_s": time.perf_counter() - t0, "values": values}))
+'''
+
+
+# ----------------------------------------------------------------------------- corpus
+
+
+def _write_part(args: tuple[str, int, int]) -> list[tuple[str, int]]:
+    from condorkit.demo import write_corpus
+
+    folder, n, seed = args
+    files = write_corpus(folder, n, sizes=SIZES, seed=seed, variants=VARIANTS)
+    return [(str(f.path), f.year) for f in files]
+
+
+def corpus(n: int) -> Path:
+    """bench/corpus/nN/ with the images (two halves, made in parallel) and manifest.txt."""
+    folder = BENCH / "corpus" / f"n{n}"
+    manifest = folder / "manifest.txt"
+    if manifest.is_file() and len(manifest.read_text().splitlines()) == n:
+        return manifest
+    shutil.rmtree(folder, ignore_errors=True)
+    halves = [(str(folder / "a"), n - n // 2, 11), (str(folder / "b"), n // 2, 12)]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool:
+        parts = list(pool.map(_write_part, halves))
+    lines = [f"{p} {y}\n" for part in parts for p, y in part]
+    manifest.write_text("".join(lines))
+    print(f"corpus: {n} images in {time.perf_counter() - t0:.0f}s -> {folder}", file=sys.stderr)
+    return manifest
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat; steal counts as busy)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = f
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+def own_cpu() -> float:
+    """CPU seconds used by this process and its waited-for children (and theirs)."""
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants (paexec does not wait for its calculators) are re-parented to this
+    process, so reaping them counts their CPU time in RUSAGE_CHILDREN."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def reap_orphans() -> None:
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def wait_quiet(max_wait: float, busy_limit: float = 0.08) -> float:
+    """Wait until other processes use less than ``busy_limit`` of the CPUs over 2 s."""
+    t0 = time.monotonic()
+    while True:
+        b0, t0_ = cpu_jiffies()
+        time.sleep(2)
+        b1, t1 = cpu_jiffies()
+        frac = (b1 - b0) / max(t1 - t0_, 1)
+        if frac < busy_limit or time.monotonic() - t0 > max_wait:
+            return frac
+        time.sleep(3)
+
+
+def warm(manifest: Path) -> None:
+    for line in manifest.read_text().splitlines():
+        Path(line.split()[0]).read_bytes()
+
+
+# ----------------------------------------------------------------------------- contenders
+
+
+def python_env() -> dict[str, str]:
+    """The real interpreter first on PATH (a pyenv shim costs ~0.2 s per start, for everyone)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDORKIT_")}
+    env["PATH"] = os.path.dirname(os.path.realpath(sys.executable)) + ":" + env["PATH"]
+    return env
+
+
+def parse_lines(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            out[parts[0]] = float(parts[2])
+    return out
+
+
+class Bench:
+    def __init__(self, manifest: Path, work: Path) -> None:
+        self.manifest = manifest
+        self.n = len(manifest.read_text().splitlines())
+        self.work = work
+        self.env = python_env()
+        self.py = "python3"
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "tut.py").write_text(TUTORIAL)
+        (work / "calc.py").write_text(CALCULATOR % {"photodemo": str(PHOTODEMO),
+                                                     "wrappers": str(REPO / "wrappers")})
+        (work / "tasks.txt").write_text(self.manifest.read_text())
+        from condorkit.config import load_config
+        from condorkit.job import prepare
+
+        self.seq_job = self.job("seq", self.n)  # one chunk of every row, made once
+        prepare(self.seq_job, load_config(self.seq_job, {}, env={}))
+        shutil.copy(REPO / "wrappers" / "ckjob.py", self.seq_job)
+        self.reference: dict[str, float] = {}
+        self.loop_s: list[float] = []
+
+    def sh(self, cmd: list[str] | str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(cmd, env=self.env, text=True, capture_output=True,
+                             shell=isinstance(cmd, str), **kw)
+        if res.returncode != 0:
+            raise RuntimeError(f"{cmd} failed ({res.returncode}): {res.stderr[-2000:]}")
+        return res
+
+    # each contender: run once, return {image: value}
+    def limit(self) -> dict[str, float]:
+        code = LOOP % {"photodemo": str(PHOTODEMO), "wrappers": str(REPO / "wrappers"),
+                       "manifest": str(self.manifest)}
+        doc = json.loads(self.sh([self.py, "-c", code]).stdout)
+        self.last_loop = float(doc["loop_s"])
+        return {k: float(v) for k, v in doc["values"].items()}
+
+    def sequential(self) -> dict[str, float]:
+        job = self.seq_job
+        (job / "out.json").unlink(missing_ok=True)
+        self.sh([self.py, str(job / "luminance.py"), str(job / "chunks" / "rows-1.jsonl"),
+                 str(job / "out.json")], cwd=job)
+        return self.records([job / "out.json"])
+
+    def job(self, name: str, chunk: int) -> Path:
+        job = self.work / name
+        shutil.rmtree(job, ignore_errors=True)
+        job.mkdir()
+        shutil.copy(PHOTODEMO / "luminance.py", job)
+        shutil.copy(self.manifest, job / "manifest.txt")
+        (job / "condorkit.toml").write_text(
+            f'program = "luminance.py"\ncolumns = ["url:url", "year:int"]\nchunk = {chunk}\n')
+        return job
+
+    def records(self, paths: list[Path]) -> dict[str, float]:
+        out = {}
+        for p in paths:
+            for r in json.loads(p.read_text())["records"]:
+                out[r["url"]] = r["luminance"]
+        return out
+
+    def condorkit(self, chunk: int, *extra: str) -> Callable[[], dict[str, float]]:
+        def go() -> dict[str, float]:
+            job = self.job("ck", chunk)
+            res = self.sh([self.py, "-m", "condorkit", "run", "-C", str(job), "-j", "2",
+                           "--json", *extra])
+            report = json.loads(res.stdout)
+            self.last_report = report
+            return self.records(sorted((job / "results").glob("results-*.json")))
+        return go
+
+    def parallel(self) -> dict[str, float]:
+        res = self.sh(["parallel", "-j2", "--colsep", " ", self.py, str(self.work / "tut.py"),
+                       "{1}", "{2}", "::::", str(self.work / "tasks.txt")])
+        return parse_lines(res.stdout)
+
+    def xargs(self) -> dict[str, float]:
+        outdir = self.work / "xargs-out"
+        shutil.rmtree(outdir, ignore_errors=True)
+        outdir.mkdir()
+        tasks = self.work / "xargs-tasks.txt"
+        tasks.write_text("".join(f"{line.strip()} {outdir}/{i}.txt\n" for i, line in
+                                 enumerate(self.manifest.read_text().splitlines())))
+        self.sh(f"xargs -P2 -L1 {self.py} {self.work / 'tut.py'} < {tasks}")
+        return parse_lines("".join(p.read_text() for p in outdir.iterdir()))
+
+    def paexec(self) -> dict[str, float]:
+        res = self.sh(f"paexec -n +2 -c '{self.py} {self.work / 'calc.py'}' "
+                      f"< {self.work / 'tasks.txt'}")
+        return parse_lines(res.stdout)
+
+
+def check(name: str, got: dict[str, float], reference: dict[str, float]) -> None:
+    if set(got) != set(reference):
+        raise RuntimeError(f"{name}: {len(got)} values for {len(reference)} images")
+    bad = [k for k in got if not math.isclose(got[k], reference[k], rel_tol=1e-9, abs_tol=1e-12)]
+    if bad:
+        raise RuntimeError(f"{name}: {len(bad)} values differ from the kernel, e.g. {bad[0]}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="100 images, 1 round")
+    ap.add_argument("--only", nargs="*", help="contender names (default: all)")
+    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    ap.add_argument("--noise", type=float, default=0.05, help="discard a pass when other "
+                    "processes used more than this many CPU seconds per second of it")
+    ap.add_argument("--retries", type=int, default=3, help="re-runs of a noisy pass")
+    ap.add_argument("--max-wait", type=float, default=300,
+                    help="seconds to wait for a quiet machine before each pass")
+    args = ap.parse_args()
+    if args.quick:
+        args.images, args.rounds = 100, 1
+    for tool in ("parallel", "paexec", "xargs"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (Debian: apt-get install parallel paexec)")
+    become_subreaper()
+    manifest = corpus(args.images)
+    n = args.images
+    b = Bench(manifest, BENCH / "work")
+    many, five = max(1, n // 20), math.ceil(n / 5)
+    contenders: dict[str, Callable[[], dict[str, float]]] = {
+        "limit": b.limit,
+        "sequential": b.sequential,
+        f"condorkit-c{many}": b.condorkit(many),
+        f"condorkit-c{five}": b.condorkit(five),
+        f"condorkit-c{five}-chunk": b.condorkit(five, "--granularity", "chunk"),
+        f"condorkit-c{many}-random": b.condorkit(many, "--dispatch", "random", "--seed", "1"),
+        "parallel": b.parallel,
+        "xargs": b.xargs,
+        "paexec": b.paexec,
+    }
+    if args.only:
+        contenders = {k: v for k, v in contenders.items() if k in args.only or k == "limit"}
+    walls: dict[str, list[float]] = {k: [] for k in contenders}
+    reports: dict[str, list[dict[str, Any]]] = {}
+    names = list(contenders)
+    hz = os.sysconf("SC_CLK_TCK")
+    discarded: dict[str, int] = {k: 0 for k in contenders}
+    for rnd in range(args.rounds):
+        order = names if rnd % 2 == 0 else names[::-1]
+        for name in order:
+            for _ in range(args.retries + 1):
+                wait_quiet(args.max_wait)
+                warm(manifest)
+                b0, c0 = cpu_jiffies()[0], own_cpu()
+                t0 = time.perf_counter()
+                got = contenders[name]()
+                wall = time.perf_counter() - t0
+                reap_orphans()
+                foreign = (cpu_jiffies()[0] - b0) / hz - (own_cpu() - c0)
+                if foreign <= args.noise * wall:
+                    break
+                discarded[name] += 1
+                print(f"round {rnd + 1}: {name:<24} {wall:7.2f}s discarded: other processes "
+                      f"used {foreign:.1f} CPU s", file=sys.stderr, flush=True)
+            if name == "limit":
+                b.loop_s.append(b.last_loop)
+                b.reference = b.reference or got
+            check(name, got, b.reference or got)
+            walls[name].append(wall)
+            if name.startswith("condorkit"):
+                rep = b.last_report
+                reports.setdefault(name, []).append(
+                    {k: rep[k] for k in ("pieces", "attempts", "retried", "speculated",
+                                         "wall_s")})
+            print(f"round {rnd + 1}: {name:<24} {wall:7.2f}s", file=sys.stderr, flush=True)
+    rate1 = n / statistics.median(b.loop_s)
+    limit_rate = 2 * rate1
+    par = n / statistics.median(walls["parallel"]) if "parallel" in walls else None
+    rows = []
+    for name in names:
+        if name == "limit":
+            continue
+        med = statistics.median(walls[name])
+        rate = n / med
+        rows.append({"contender": name, "median_wall_s": round(med, 2),
+                     "rows_per_s": round(rate, 2),
+                     "pct_of_limit": round(100 * rate / limit_rate, 1),
+                     "x_parallel": round(rate / par, 2) if par else None,
+                     "walls": [round(w, 2) for w in walls[name]],
+                     "discarded": discarded[name],
+                     "runs": reports.get(name)})
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    head = (f"{n} JPEGs of 2-4 MP, {args.rounds} interleaved round(s); kernel in one in-process "
+            f"loop: {rate1:.2f} images/s on one core (median of {len(b.loop_s)}), physical limit "
+            f"2 x {rate1:.2f} = {limit_rate:.2f} images/s")
+    md = [head, "", "| contender | median wall (s) | rows/s | % of limit | x GNU parallel |",
+          "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        md.append(f"| {r['contender']} | {r['median_wall_s']:.2f} | {r['rows_per_s']:.2f} | "
+                  f"{r['pct_of_limit']:.1f} | {r['x_parallel'] if r['x_parallel'] else '-'} |")
+    noisy = {k: v for k, v in discarded.items() if v}
+    md.append("")
+    md.append("Passes discarded because other processes used > "
+              f"{100 * args.noise:.0f}% of a core during them (re-run): "
+              + (", ".join(f"{k} {v}" for k, v in noisy.items()) or "none") + ".")
+    text = "\n".join(md) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"local-bench-{stamp}.md").write_text(text)
+    (args.out / f"local-bench-{stamp}.json").write_text(json.dumps(
+        {"images": n, "rounds": args.rounds, "loop_s": b.loop_s, "rate1": rate1,
+         "limit_rate": limit_rate, "rows": rows, "command": " ".join(sys.argv)}, indent=2))
+    print(text)
+    print(f"written: {args.out / f'local-bench-{stamp}.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
