@@ -162,8 +162,9 @@ def test_missing_manifest_is_a_configuration_error(tmp_path: Path,
 
 def test_rows_added_or_changed_after_a_run_are_never_silently_dropped(
         tmp_path: Path, images: tuple[CorpusFile, ...], capsys: pytest.CaptureFixture[str]) -> None:
-    """Append rows and edit one after a complete run: aggregate reports exactly the new rows
-    missing (exit 5); the next run computes only what changed; then everything is there."""
+    """Append rows and edit one after a complete run: aggregate reports the new rows and the
+    edited row's (now stale) chunk missing (exit 5); the next run computes only what changed;
+    then everything is there."""
     rows = [(str(f.path), 1900 + i) for i, f in enumerate(images * 2)]  # 6 rows
     job = make_job(tmp_path / "job", [f"{u} {y}" for u, y in rows], chunk=2)
     assert run_job(capsys, job).code == 0
@@ -173,7 +174,8 @@ def test_rows_added_or_changed_after_a_run_are_never_silently_dropped(
     (job / "manifest.txt").write_text("".join(f"{u} {y}\n" for u, y in rows))
     tally("fault", 1, "manifest edited and extended after a run")
     agg, report = aggregate_job(capsys, job)
-    assert agg.code == 5 and report["missing"] == "7-9" and "rows missing" in agg.err
+    assert agg.code == 5 and report["missing"] == "3-4, 7-9" and "rows missing" in agg.err
+    assert "results-3.json: stale" in agg.err
     res = run_job(capsys, job)
     assert res.code == 0, res.err
     after = {p.name: p.stat().st_mtime_ns for p in (job / "results").iterdir()}

@@ -17,6 +17,8 @@ import pytest
 from condorkit.wrappers import ckjob
 from support.robust import make_job, read_page, tally
 
+from condorkit.config import load_config
+from condorkit.job import prepare
 from condorkit.submit import parse_items
 
 
@@ -26,9 +28,11 @@ def write_job(folder: Path, rows: int, chunk: int, seed: int = 3) -> Path:
     years = [rnd.randint(1860, 2015) for _ in range(rows)]
     lines = [f"http://archive.invalid/p/img-{i}.jpg {y}\n" for i, y in enumerate(years, 1)]
     job = make_job(folder, "".join(lines), chunk=chunk)
+    # the current job's chunk keys, so that aggregate takes these results as the job's own
+    keys = prepare(job, load_config(job), write=False).keys
     res = job / "results"
     res.mkdir()
-    for start in range(1, rows + 1, chunk):
+    for index, start in enumerate(range(1, rows + 1, chunk)):
         recs: list[dict[str, object]] = []
         for row in range(start, min(start + chunk, rows + 1)):
             rec: dict[str, object] = {"row": row, "url": f"http://archive.invalid/p/img-{row}.jpg",
@@ -38,7 +42,7 @@ def write_job(folder: Path, rows: int, chunk: int, seed: int = 3) -> Path:
             else:
                 rec["luminance"] = 0.2 + 0.5 * rnd.random()
             recs.append(rec)
-        doc = ckjob.make_results({"start": start, "count": len(recs), "key": "k"}, recs,
+        doc = ckjob.make_results({"start": start, "count": len(recs), "key": keys[index]}, recs,
                                  time.time(), 1.0, "photodemo/luminance.py")
         ckjob.write_results(str(res / f"results-{start}.json"), doc)
     return job
