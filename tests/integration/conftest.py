@@ -103,3 +103,21 @@ def pool() -> Iterator[Pool]:
     if not os.environ.get("CONDORKIT_KEEP_JOB_DIRS"):
         for d in (p.shared / JOB_DIRS).glob(f"{os.getpid()}-*"):
             shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def job(pool: Pool) -> Iterator[Any]:
+    """Factory for fault-switch job folders in the shared dir (support.pooljobs.write_job);
+    jobs left in the queue by a test are removed afterwards."""
+    from support.pooljobs import remove_leftovers, write_job
+
+    made: list[Path] = []
+
+    def make(name: str, folder: Path | None = None, **kw: Any) -> Path:
+        d = write_job(folder or pool.job_dir(name), **kw)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        remove_leftovers(d, pool.schedd())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +16,7 @@ from support.pooljobs import (
     ck,
     ck_json,
     current_run,
-    remove_leftovers,
     switch,
-    write_job,
 )
 
 from condorkit.config import load_config
@@ -30,19 +28,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.condor
 
-
-@pytest.fixture
-def job(pool: Pool) -> Iterator[Callable[..., Path]]:
-    made: list[Path] = []
-
-    def make(name: str, **kw: Any) -> Path:
-        d = write_job(pool.job_dir(name), **kw)
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        remove_leftovers(d, pool.schedd())
 
 
 def by_start(status: dict[str, Any]) -> dict[int, dict[str, Any]]:

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from support.pooljobs import ck, ck_json, remove_leftovers, switch, write_job
+from support.pooljobs import ck, ck_json, switch
 
 if TYPE_CHECKING:
     from conftest import Pool
 
 pytestmark = pytest.mark.condor
 
-
-@pytest.fixture
-def job(pool: Pool) -> Iterator[Callable[..., Path]]:
-    made: list[Path] = []
-
-    def make(name: str, **kw: Any) -> Path:
-        d = write_job(pool.job_dir(name), **kw)
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        remove_leftovers(d, pool.schedd())
 
 
 def test_wait_times_out_while_a_chunk_still_runs(pool: Pool, job: Callable[..., Path]) -> None:

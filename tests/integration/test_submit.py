@@ -4,13 +4,13 @@ status/wait/history/where from the bindings and the event log, and spooled submi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from condorkit.wrappers import ckjob
-from support.pooljobs import ck, ck_json, current_run, remove_leftovers, write_job
+from support.pooljobs import ck, ck_json, current_run, write_job
 
 from condorkit.config import load_config
 from condorkit.job import prepare
@@ -21,20 +21,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.condor
 
-
-@pytest.fixture
-def job(pool: Pool) -> Iterator[Callable[..., Path]]:
-    """Factory for fault-switch job folders in the shared dir; leftover jobs are removed."""
-    made: list[Path] = []
-
-    def make(name: str, folder: Path | None = None, **kw: object) -> Path:
-        d = write_job(folder or pool.job_dir(name), **kw)  # type: ignore[arg-type]
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        remove_leftovers(d, pool.schedd())
 
 
 def test_submit_records_the_run_and_wait_history_where_agree(
