@@ -153,12 +153,20 @@ def test_a_chunk_that_keeps_failing_is_recorded_and_the_run_goes_on(tmp_path: Pa
 def test_workers_sigkilled_mid_chunk_are_retried(tmp_path: Path) -> None:
     job = job_of(make_job(tmp_path / "job", rows=12, chunk=3))
     env = env_with(tmp_path, CKTEST_KILL="all")
-    report = run(job, workers=2, retries=1, env=env, **FAST)
+    report = run(job, workers=2, retries=1, granularity="chunk", env=env, **FAST)
     assert not report.failed
     log = joblog(job.log_dir / "joblog.tsv")
     killed = [e for e in log if e["Outcome"] == "failed"]
-    assert killed and all(e["Signal"] == "9" and "SIGKILL" in e["Note"] for e in killed)
-    assert report.retried == len(killed)
+    assert len(killed) == 4 and report.retried == 4
+    assert all(e["Signal"] == "9" and "SIGKILL" in e["Note"] for e in killed)
+    assert_exactly_once(job)
+
+
+def test_workers_sigkilled_with_automatic_granularity(tmp_path: Path) -> None:
+    # every piece's first attempt dies, whatever pieces the planner makes
+    job = job_of(make_job(tmp_path / "job", rows=20, chunk=3))
+    report = run(job, workers=2, retries=1, env=env_with(tmp_path, CKTEST_KILL="all"), **FAST)
+    assert not report.failed and report.retried >= 2
     assert_exactly_once(job)
 
 
