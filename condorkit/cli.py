@@ -638,7 +638,8 @@ def _print_graph(args: argparse.Namespace, report: Any) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from .graph import format_result, read_graph, reorder, run_graph
+    from .graph import format_result, read_graph, read_rows, reorder
+    from .graphrun import run_graph
 
     if args.reorder_input:
         path = args.reorder_input
@@ -653,7 +654,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if not args.graph:
         raise UsageError("no graph file given", "condorkit graph [OPTIONS] GRAPH [--] CMD...")
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    graph = read_graph(args.graph)
+    graph = read_rows(args.graph) if args.rows else read_graph(args.graph)
     if args.dag:
         from .dag import collect_graph, write_graph_dag
 
@@ -676,10 +677,16 @@ def cmd_graph(args: argparse.Namespace) -> int:
             sys.stderr.flush()
         if not (args.reorder or args.json):
             out("".join(line + "\n" for line in format_result(r, args.number, args.node,
-                                                                args.eot)))
+                                                                args.eot, graph.rows)))
 
+    calc = None
+    if args.calculator:
+        from .slots import MAGIC_EOT, Protocol
+
+        calc = Protocol(MAGIC_EOT if args.magic_eot else args.eot_marker)
     report = run_graph(graph, command, workers=args.jobs, stdin=args.stdin,
-                       timeout=args.task_timeout, on_result=on_result)
+                       timeout=args.task_timeout, on_result=on_result, calculator=calc,
+                       retries=args.restarts, weighted=args.weighted)
     return _print_graph(args, report)
 
 
@@ -720,6 +727,22 @@ def _add_dag_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--stdin", action="store_true",
                    help="give the task name on stdin instead of as the last argument")
     s.add_argument("--task-timeout", type=float, help="seconds before a local task fails")
+    s.add_argument("--rows", action="store_true", help="GRAPH is a plain task list: each "
+                   "line is one independent task (paexec without -g)")
+    s.add_argument("-c", "--calculator", action="store_true",
+                   help="CMD is a paexec calculator: one per worker reads one task per line "
+                   "and answers lines ending in an end-of-task marker (graphs: the line "
+                   "before it is success or failure)")
+    s.add_argument("--eot-marker", default="", metavar="LINE",
+                   help="the calculator's end-of-task line (default: an empty line)")
+    s.add_argument("-y", dest="magic_eot", action="store_true",
+                   help="paexec's magic end-of-task line instead of an empty line")
+    s.add_argument("--restarts", type=int, default=3, metavar="N",
+                   help="restart a calculator that died during a task and retry the task up "
+                   "to N times (paexec -Z), then the task fails (default 3)")
+    s.add_argument("-W", dest="weighted", action="store_true",
+                   help="heavier tasks first: a task's weight (`weight: TASK N`, default 1) "
+                   "plus the weights of all its dependents (paexec -W)")
     s.add_argument("--dag", metavar="DIR", help="write DIR/graph.dag for the pool instead")
     s.add_argument("--retries", type=int, default=0, help="DAG RETRY per task node")
     s.add_argument("--input", dest="inputs", action="append", default=[], metavar="FILE",

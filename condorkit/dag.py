@@ -367,12 +367,13 @@ def collect_graph(out_dir: Path) -> GraphReport:
             code = int(m.group(1)) if m else None
         output, stderr = (_read(out_dir / "out" / f"{node}.{ext}") for ext in ("out", "err"))
         down: tuple[str, ...] = ()
-        if st.status == "error":
-            down = graph.dependents(task, exclude=taken)
-            taken.update(down)
+        if st.status == "error":  # paexec: the line lists all dependents, each skipped once
+            down = graph.dependents(task)
         results.append(TaskResult(task, num, SUCCESS if st.status == "done" else FAILURE,
                                   ev.slot if ev else "", ev.host if ev else "", code, output,
                                   stderr, 0.0, 0.0, down))
-        results.extend(TaskResult(d, graph.number(d), SKIPPED, cause=task) for d in down)
+        results.extend(TaskResult(d, graph.number(d), SKIPPED, cause=task) for d in down
+                       if d not in taken)
+        taken.update(down)
     pending.sort(key=graph.number)
     return GraphReport(graph.source, "pool", tuple(results), tuple(pending))

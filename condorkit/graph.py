@@ -1,35 +1,36 @@
-"""Task graphs in paexec's ``-g`` format, and running them on the local cores.
+"""Task graphs in paexec's ``-g`` format (and paexec's plain task lists), and their output.
 
-Owns the graph format, its checks, the local graph runner and the paexec-style output.
+Owns the graph format, its checks, the task results and the paexec-style output lines. Running a
+graph on the local cores is :mod:`condorkit.graphrun`.
 
 Format (paexec ``-g``): one line per task or dependency; ``A B`` means B depends on A (A must
-succeed before B starts), a lone ``A`` is a task with no dependencies. Fields are separated by
-white space; blank lines and lines starting with ``#`` are ignored (a condorkit extension). A task
-number is its 1-based rank of first appearance in the file (as ``paexec -l`` numbers them).
-A cycle, a duplicate edge and a line with more than two fields are :class:`GraphError` s naming
-the file line.
+succeed before B starts), a lone ``A`` is a task with no dependencies, ``weight: A N`` gives A
+the weight N (default 1; used by ``-W``, heavier first). Fields are separated by white space;
+blank lines and lines starting with ``#`` are ignored (a condorkit extension). A task number is
+its 1-based rank of first appearance in the file (as ``paexec -l`` numbers them). A dependency
+may repeat (paexec's own inputs do; it counts once). A cycle and a line with more than two
+fields are :class:`GraphError` s naming the file line. :func:`parse_rows` reads paexec's other
+input, one independent task per line (the whole line is the task; tasks may repeat).
 
-Running (like ``paexec -x -g``): each task runs ``COMMAND... TASK`` (the task name as the last
-argument) or, with ``stdin=True``, ``COMMAND...`` with ``TASK\\n`` on its standard input; the exit
-status decides success. Ready tasks start in task-number order on N workers as soon as all their
-dependencies succeeded. A failed task's transitive dependents never run: they are "skipped", and
-the failed task's result lists them (depth-first, children in file order, as paexec's slides show).
+Failure semantics (paexec's): a failed task's transitive dependents never run ("skipped"), and
+its report line lists the failed task followed by *all* its transitive dependents, even those
+another failure already took down (so two failures sharing dependents both list them).
 
-Output (:func:`format_result`), per finished task, exactly paexec's ``-g`` lines: the command's
-stdout, then ``success`` or ``failure``; after ``failure`` one line with the failed task followed by
-the dependents it took down. ``-l`` prefixes the task number, ``-r`` the node (a local worker
+Output (:func:`format_result`), per finished task, exactly paexec's lines: the command's stdout,
+then (graphs only) ``success`` or ``failure``; after ``failure`` one line with the failed task
+followed by its dependents. ``-l`` prefixes the task number, ``-r`` the node (a local worker
 number 0..N-1, or a pool slot) before it; :func:`reorder` is paexec_reorder.
+
+Complexity: parsing, the cycle check and scheduling are O(tasks + edges); each failure line is
+O(tasks + edges) (its length is up to the number of tasks); ``-W`` weights are O(tasks^2 / 64)
+words of memory and time (a bit set of dependents per task).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,49 +39,122 @@ from .errors import GraphError, UsageError
 SUCCESS = "success"
 FAILURE = "failure"
 SKIPPED = "skipped"
+WEIGHT = "weight:"
 
 
 @dataclass(frozen=True)
 class TaskGraph:
-    """A parsed, acyclic task graph. ``tasks`` are in task-number order (number = index + 1)."""
+    """A parsed, acyclic task graph. ``tasks`` are in task-number order (number = index + 1).
+
+    ``edges`` holds each dependency once, with the line of its first appearance. ``weights``
+    (one per task) is empty when the file gave none. ``rows``: a plain task list (paexec
+    without ``-g``), whose task names may repeat and whose output has no status lines.
+    """
 
     source: str
     tasks: tuple[str, ...]
     edges: tuple[tuple[str, str, int], ...]  # (before, after, line)
-    _children: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
-    _parents: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    weights: tuple[int, ...] = ()
+    rows: bool = False
+    _index: dict[str, int] = field(init=False, compare=False, repr=False)
+    _kids: tuple[tuple[int, ...], ...] = field(init=False, compare=False, repr=False)
+    _pars: tuple[tuple[int, ...], ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        kids: dict[str, list[str]] = {t: [] for t in self.tasks}
-        pars: dict[str, list[str]] = {t: [] for t in self.tasks}
+        index: dict[str, int] = {}
+        for i, t in enumerate(self.tasks):
+            index.setdefault(t, i)
+        kids: list[list[int]] = [[] for _ in self.tasks]
+        pars: list[list[int]] = [[] for _ in self.tasks]
         for a, b, _ in self.edges:
-            kids[a].append(b)
-            pars[b].append(a)
-        self._children.update({k: tuple(v) for k, v in kids.items()})
-        self._parents.update({k: tuple(v) for k, v in pars.items()})
+            ia, ib = index[a], index[b]
+            kids[ia].append(ib)
+            pars[ib].append(ia)
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_kids", tuple(tuple(k) for k in kids))
+        object.__setattr__(self, "_pars", tuple(tuple(p) for p in pars))
 
+    # -- by name (the first task of that name)
     def number(self, task: str) -> int:
-        return self.tasks.index(task) + 1
+        return self._index[task] + 1
 
     def children(self, task: str) -> tuple[str, ...]:
-        return self._children[task]
+        return tuple(self.tasks[k] for k in self._kids[self._index[task]])
 
     def parents(self, task: str) -> tuple[str, ...]:
-        return self._parents[task]
+        return tuple(self.tasks[p] for p in self._pars[self._index[task]])
 
     def dependents(self, task: str, exclude: Iterable[str] = ()) -> tuple[str, ...]:
         """Transitive dependents, depth-first preorder, children in file order."""
-        seen = set(exclude) | {task}
-        out: list[str] = []
-        stack = list(reversed(self._children[task]))
+        skip = {self._index[t] for t in exclude}
+        return tuple(self.tasks[i] for i in self.dependents_of(self._index[task], skip))
+
+    # -- by index (0-based), for the runner
+    def children_of(self, i: int) -> tuple[int, ...]:
+        return self._kids[i]
+
+    def indegrees(self) -> list[int]:
+        return [len(p) for p in self._pars]
+
+    def dependents_of(self, i: int, exclude: set[int] | frozenset[int] = frozenset()
+                      ) -> list[int]:
+        """Indices of the transitive dependents of task ``i``: O(tasks + edges)."""
+        seen = set(exclude)
+        seen.add(i)
+        out: list[int] = []
+        stack = list(reversed(self._kids[i]))
         while stack:
             t = stack.pop()
             if t in seen:
                 continue
             seen.add(t)
             out.append(t)
-            stack.extend(reversed(self._children[t]))
-        return tuple(out)
+            stack.extend(reversed(self._kids[t]))
+        return out
+
+    def sum_weights(self) -> list[int]:
+        """paexec ``-W``: each task's weight plus the weights of all its transitive dependents."""
+        w = list(self.weights) or [1] * len(self.tasks)
+        below: list[int] = [0] * len(self.tasks)  # bit set of transitive dependents
+        for i in reversed(topological_order(self)):
+            bits = 0
+            for k in self._kids[i]:
+                bits |= below[k] | (1 << k)
+            below[i] = bits
+        if all(x == 1 for x in w):
+            return [1 + b.bit_count() for b in below]
+        out = []
+        for i, bits in enumerate(below):
+            total, k = w[i], 0
+            while bits:
+                if bits & 1:
+                    total += w[k]
+                bits >>= 1
+                k += 1
+            out.append(total)
+        return out
+
+
+def topological_order(graph: TaskGraph) -> list[int]:
+    """Task indices, every task after its dependencies (Kahn's algorithm, O(tasks + edges))."""
+    indeg = graph.indegrees()
+    stack = [i for i in range(len(graph.tasks) - 1, -1, -1) if indeg[i] == 0]
+    order: list[int] = []
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        for k in graph.children_of(i):
+            indeg[k] -= 1
+            if indeg[k] == 0:
+                stack.append(k)
+    return order
+
+
+def _check_line(raw: str, source: str, lineno: int) -> None:
+    bad = next((c for c in raw if ord(c) < 32 and c != "\t"), None)
+    if bad is not None:
+        raise GraphError(f"{source}:{lineno}: control character {bad!r} in {raw!r}",
+                         "task names are printable words")
 
 
 def parse_graph(text: str, source: str = "<graph>") -> TaskGraph:
@@ -88,21 +162,25 @@ def parse_graph(text: str, source: str = "<graph>") -> TaskGraph:
     order: dict[str, None] = {}
     edges: list[tuple[str, str, int]] = []
     first: dict[tuple[str, str], int] = {}
+    weights: dict[str, int] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        bad = next((c for c in line if ord(c) < 32 and c != "\t"), None)
-        if bad is not None:
-            raise GraphError(f"{source}:{lineno}: control character {bad!r} in {raw!r}",
-                             "task names are printable words")
+        _check_line(raw, source, lineno)
         fields = line.split()
+        if fields[0] == WEIGHT:
+            if len(fields) != 3 or not fields[2].isdigit():
+                raise GraphError(f"{source}:{lineno}: bad weight line {line!r}",
+                                 "write `weight: TASK N` with a whole number N")
+            order.setdefault(fields[1], None)
+            weights[fields[1]] = int(fields[2])
+            continue
         if len(fields) > 2:
-            hint = ("paexec's `weight:` lines are not supported; remove them"
-                    if fields[0] == "weight:" else
-                    "write one task (`A`) or one dependency (`A B`: B depends on A) per line")
             raise GraphError(f"{source}:{lineno}: unknown line {line!r}: expected `TASK` or "
-                             f"`TASK DEPENDENT`, got {len(fields)} fields", hint)
+                             f"`TASK DEPENDENT`, got {len(fields)} fields",
+                             "write one task (`A`) or one dependency (`A B`: B depends on A) "
+                             "per line")
         for f in fields:
             order.setdefault(f, None)
         if len(fields) == 2:
@@ -110,52 +188,58 @@ def parse_graph(text: str, source: str = "<graph>") -> TaskGraph:
             if a == b:
                 raise GraphError(f"{source}:{lineno}: cycle: {a} -> {a} (a task depending on "
                                  "itself)", "remove the line")
-            if (a, b) in first:
-                raise GraphError(f"{source}:{lineno}: duplicate edge {a} -> {b} (first on line "
-                                 f"{first[(a, b)]})", "remove one of the two lines")
-            first[(a, b)] = lineno
-            edges.append((a, b, lineno))
+            if (a, b) not in first:  # paexec accepts repeated dependencies; they count once
+                first[(a, b)] = lineno
+                edges.append((a, b, lineno))
     if not order:
         raise GraphError(f"{source}: no tasks", "write one task or dependency per line")
-    graph = TaskGraph(source, tuple(order), tuple(edges))
+    w = tuple(weights.get(t, 1) for t in order) if weights else ()
+    graph = TaskGraph(source, tuple(order), tuple(edges), w)
     _check_acyclic(graph, first)
     return graph
 
 
+def parse_rows(text: str, source: str = "<tasks>") -> TaskGraph:
+    """paexec's plain input: every non-blank line (stripped) is one independent task."""
+    tasks = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if raw.strip():
+            _check_line(raw, source, lineno)
+            tasks.append(raw.strip())
+    if not tasks:
+        raise GraphError(f"{source}: no tasks", "write one task per line")
+    return TaskGraph(source, tuple(tasks), (), rows=True)
+
+
 def _check_acyclic(graph: TaskGraph, lines: dict[tuple[str, str], int]) -> None:
-    indeg = {t: len(graph.parents(t)) for t in graph.tasks}
-    queue = [t for t in graph.tasks if indeg[t] == 0]
-    while queue:
-        t = queue.pop()
-        for c in graph.children(t):
-            indeg[c] -= 1
-            if indeg[c] == 0:
-                queue.append(c)
-    left = {t for t, d in indeg.items() if d > 0}
-    if not left:
+    order = topological_order(graph)
+    if len(order) == len(graph.tasks):
         return
+    placed = set(order)
+    left = {i for i in range(len(graph.tasks)) if i not in placed}
     # every remaining task has a remaining parent: walk parents until a task repeats
-    path: list[str] = []
-    pos: dict[str, int] = {}
-    t = min(left, key=graph.number)
+    path: list[int] = []
+    pos: dict[int, int] = {}
+    t = min(left)
     while t not in pos:
         pos[t] = len(path)
         path.append(t)
-        t = next(p for p in graph.parents(t) if p in left)
+        t = next(p for p in graph._pars[t] if p in left)
     cycle = list(reversed(path[pos[t]:]))
-    first = cycle.index(min(cycle, key=graph.number))
+    first = cycle.index(min(cycle))
     cycle = cycle[first:] + cycle[:first]
     cycle.append(cycle[0])
-    steps = list(zip(cycle, cycle[1:], strict=False))
+    names = [graph.tasks[i] for i in cycle]
+    steps = list(zip(names, names[1:], strict=False))
     where = ", ".join(str(lines[s]) for s in steps)
-    raise GraphError(f"{graph.source}: cycle: {' -> '.join(cycle)} (lines {where})",
+    raise GraphError(f"{graph.source}: cycle: {' -> '.join(names)} (lines {where})",
                      "remove one of these dependencies")
 
 
-def read_graph(path: str | Path) -> TaskGraph:
+def _read_text(path: str | Path) -> tuple[Path, str]:
     p = Path(path)
     try:
-        text = p.read_bytes().decode("utf-8")
+        return p, p.read_bytes().decode("utf-8")
     except FileNotFoundError as exc:
         raise GraphError(f"graph file {p} does not exist", "check the path") from exc
     except UnicodeDecodeError as exc:
@@ -163,7 +247,16 @@ def read_graph(path: str | Path) -> TaskGraph:
         raise GraphError(f"{p}:{line}: not UTF-8 text", "save the file as UTF-8") from exc
     except OSError as exc:
         raise GraphError(f"cannot read graph file {p}: {exc}", "check the path") from exc
+
+
+def read_graph(path: str | Path) -> TaskGraph:
+    p, text = _read_text(path)
     return parse_graph(text, str(p))
+
+
+def read_rows(path: str | Path) -> TaskGraph:
+    p, text = _read_text(path)
+    return parse_rows(text, str(p))
 
 
 # ----------------------------------------------------------------------------- results
@@ -197,6 +290,8 @@ class GraphReport:
     pending: tuple[str, ...] = ()
     wall_s: float = 0.0
     workers: int = 0
+    rows: bool = False  # a plain task list: output without status lines
+    restarts: int = 0  # calculators restarted after dying (calculator mode)
 
     def _with(self, status: str) -> tuple[str, ...]:
         return tuple(r.name for r in self.results if r.status == status)
@@ -228,13 +323,15 @@ def _tag(result: TaskResult, number: bool, node: bool) -> str:
 
 
 def format_result(result: TaskResult, number: bool = False, node: bool = False,
-                  eot: bool = False) -> list[str]:
-    """paexec's ``-g`` output lines for one finished task (nothing for a skipped one)."""
+                  eot: bool = False, rows: bool = False) -> list[str]:
+    """paexec's output lines for one finished task (nothing for a skipped one); ``rows``: a
+    plain task list's (the output only, no ``success``/``failure`` lines)."""
     if result.status == SKIPPED:
         return []
     lines = result.output.splitlines()
-    lines.append(result.status)
-    if result.status == FAILURE:
+    if not rows:
+        lines.append(result.status)
+    if result.status == FAILURE and not rows:
         lines.append(" ".join((result.name, *result.took_down)))
     if eot:
         lines.append("")
@@ -246,7 +343,8 @@ def format_report(report: GraphReport, number: bool = False, node: bool = False,
                   eot: bool = False, ordered: bool = False) -> list[str]:
     """Every finished task's lines, in completion order or (``ordered``) in task order."""
     results = sorted(report.results, key=lambda r: r.number) if ordered else report.results
-    return [line for r in results for line in format_result(r, number, node, eot)]
+    return [line for r in results
+            for line in format_result(r, number, node, eot, report.rows)]
 
 
 def reorder(lines: Iterable[str], node: bool = False, keep_number: bool = False,
@@ -271,7 +369,7 @@ def reorder(lines: Iterable[str], node: bool = False, keep_number: bool = False,
     return [line for n in sorted(groups) for line in groups[n]]
 
 
-# ----------------------------------------------------------------------------- local runner
+# ----------------------------------------------------------------------------- commands
 
 
 def check_command(command: Sequence[str]) -> tuple[str, ...]:
@@ -287,74 +385,3 @@ def check_command(command: Sequence[str]) -> tuple[str, ...]:
     elif shutil.which(prog) is None:
         raise UsageError(f"command {prog!r} is not on PATH", "give its path")
     return tuple(command)
-
-
-def _run_task(command: tuple[str, ...], task: str, stdin: bool, cwd: Path | None,
-              timeout: float | None) -> tuple[int, str, str, float, float]:
-    argv = list(command) if stdin else [*command, task]
-    started = time.time()
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(argv, cwd=cwd, input=(task + "\n").encode() if stdin else None,
-                              stdin=None if stdin else subprocess.DEVNULL,
-                              capture_output=True, timeout=timeout, check=False)
-        code, out, err = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        code, out = 124, exc.stdout or b""
-        err = (exc.stderr or b"") + f"condorkit: task timed out after {timeout}s\n".encode()
-    except OSError as exc:
-        code, out, err = 127, b"", f"condorkit: cannot run {argv[0]}: {exc}\n".encode()
-    return (code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), started,
-            time.perf_counter() - t0)
-
-
-def run_graph(graph: TaskGraph, command: Sequence[str], workers: int = 1, stdin: bool = False,
-              cwd: Path | None = None, timeout: float | None = None,
-              on_result: Callable[[TaskResult], None] | None = None) -> GraphReport:
-    """Run every task on ``workers`` local processes as soon as its dependencies succeeded."""
-    if workers < 1:
-        raise UsageError(f"workers must be at least 1, got {workers}", "e.g. -j 2")
-    cmd = check_command(command)
-    host = socket.gethostname()
-    t0 = time.perf_counter()
-    waiting = {t: len(graph.parents(t)) for t in graph.tasks}
-    ready = [t for t in graph.tasks if waiting[t] == 0]
-    done: set[str] = set()
-    results: list[TaskResult] = []
-    free = list(range(workers))
-    running: dict[Future[tuple[int, str, str, float, float]], tuple[str, int]] = {}
-
-    def emit(r: TaskResult) -> None:
-        results.append(r)
-        if on_result:
-            on_result(r)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while ready or running:
-            ready.sort(key=graph.number, reverse=True)
-            while ready and free:
-                task, slot = ready.pop(), free.pop(0)
-                running[pool.submit(_run_task, cmd, task, stdin, cwd, timeout)] = (task, slot)
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in sorted(finished, key=lambda f: graph.number(running[f][0])):
-                task, slot = running.pop(fut)
-                free.append(slot)
-                free.sort()
-                code, out, err, started, dur = fut.result()
-                done.add(task)
-                if code == 0:
-                    emit(TaskResult(task, graph.number(task), SUCCESS, str(slot), host, code,
-                                    out, err, started, dur))
-                    for c in graph.children(task):
-                        waiting[c] -= 1
-                        if waiting[c] == 0:
-                            ready.append(c)
-                    continue
-                down = graph.dependents(task, exclude=done)
-                done.update(down)
-                emit(TaskResult(task, graph.number(task), FAILURE, str(slot), host, code, out,
-                                err, started, dur, down))
-                for d in down:
-                    emit(TaskResult(d, graph.number(d), SKIPPED, cause=task))
-    return GraphReport(graph.source, "local", tuple(results), (), time.perf_counter() - t0,
-                       workers)

@@ -83,7 +83,7 @@ def test_all_good_exits_zero_and_stdin_mode(tmp_path: Path,
 
 @pytest.mark.parametrize("text,code,pattern", [
     ("a b\nb a\n", 9, r"cycle: a -> b -> a \(lines 1, 2\)"),
-    ("a b\na b\n", 9, r"g\.txt:2: duplicate edge a -> b"),
+    ("a b\nweight: b x\n", 9, r"g\.txt:2: bad weight line"),
     ("a b c\n", 9, r"g\.txt:1: unknown line"),
 ])
 def test_graph_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, code: int,
