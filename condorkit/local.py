@@ -201,11 +201,17 @@ def _resolve_python(python: str, cwd: str) -> str | None:
     return real if out.returncode == 0 and real and os.access(real, os.X_OK) else None
 
 
-def _lock(job: Job) -> int:
+def _lock(job: Job, wait: float = 0.0) -> int:
     fd = os.open(job.dir / STATE_DIR / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
         os.close(fd)
         raise UsageError(f"another `condorkit run` is running in {job.dir}",
                          "wait for it to finish, or stop it (Ctrl-C); it keeps finished chunks"
@@ -220,7 +226,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         speculate_after: float | None = 10.0, backoff: float = 1.0,
         joblog: Path | None = None, grace: float = 1.0, env: dict[str, str] | None = None,
         seed: int | None = None, on_progress: Callable[[RunProgress], None] | None = None,
-        only: Sequence[int] | None = None) -> RunReport:
+        only: Sequence[int] | None = None, lock_wait: float = 0.0) -> RunReport:
     """Run every chunk (or the chunks starting at ``only``) on ``workers`` local processes.
 
     ``retries``: extra attempts per failed span (default ``local_retries``), ``backoff`` seconds
@@ -229,6 +235,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     ``granularity``: "auto" (split or join chunks, see :func:`plan_piece`) or "chunk".
     ``joblog``: default ``LOGDIR/joblog.tsv`` (appended). In the main thread, SIGINT and SIGTERM
     stop the run and raise :class:`Interrupted` (the report is its ``report`` attribute).
+    ``lock_wait``: seconds to wait for another run of the same job to end (default: fail).
     """
     if dispatch not in ("balanced", "random") or granularity not in ("auto", "chunk"):
         raise UsageError(f"unknown dispatch {dispatch!r} or granularity {granularity!r}",
@@ -245,7 +252,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         real = _resolve_python(job.config.python, str(job.dir))
         if real:
             base_env["CONDORKIT_PYTHON"] = real
-    lock = _lock(job)
+    lock = _lock(job, lock_wait)
     r = None
     old: dict[int, Any] = {}
     try:

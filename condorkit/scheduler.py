@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .job import STATE_DIR, Job
+from .joblog import Entry, JobLog
 from .pieces import (
     Piece,
     assemble,
@@ -39,9 +40,6 @@ from .pieces import (
     write_chunk_results,
     write_piece_rows,
 )
-
-JOBLOG_HEADER = ("Seq", "Chunk", "Rows", "Attempt", "Host", "Starttime", "JobRuntime", "Exitval",
-                 "Signal", "Outcome", "Note")
 
 
 def place(src: Path, dest: Path) -> None:
@@ -203,9 +201,7 @@ class Scheduler:
         self.est_n = 0
         self.stop = 0
         self.t0 = time.perf_counter()
-        self.log = open(joblog, "a", encoding="utf-8")
-        if self.log.tell() == 0:
-            self.log.write("\t".join(JOBLOG_HEADER) + "\n")
+        self.log = JobLog(joblog, job.dir)
 
     # -- queue
     def _queue(self, slot: int) -> list[Span]:
@@ -431,12 +427,12 @@ class Scheduler:
 
     def _joblog(self, c: _Copy, rc: int, duration: float, outcome: str, note: str) -> None:
         chunks = ",".join(str(self.job.chunks[i].start) for i in c.piece.chunks)
-        sig = -rc if rc < 0 else 0
-        cells = (c.seq, chunks, f"{c.piece.start}-{c.piece.end}", c.tries + 1, self.host,
-                 f"{c.wall0:.3f}", f"{duration:.3f}", rc if rc >= 0 else 128 + sig, sig,
-                 outcome, note.replace("\t", " ").replace("\n", " "))
-        self.log.write("\t".join(str(x) for x in cells) + "\n")
-        self.log.flush()
+        try:
+            received = (c.scratch / "_condor_stdout").stat().st_size
+        except OSError:
+            received = 0
+        self.log.write(Entry(c.wall0, duration, rc, received, chunks,
+                             f"{c.piece.start}-{c.piece.end}", c.tries + 1, outcome, note))
 
     def progress(self) -> RunProgress:
         sts = [c.status for c in self.chunks.values()]

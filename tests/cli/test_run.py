@@ -52,7 +52,9 @@ def test_human_summary_and_custom_joblog(tmp_path: Path, capsys: pytest.CaptureF
     assert out == ""
     assert "run: 3/3 chunks done (0 already valid), 0 failed, 0 retried, 0 speculated" in err
     assert "rows/s, wall" in err and f"joblog {log}" in err
-    assert log.read_text().startswith("Seq\tChunk\tRows\tAttempt\tHost\tStarttime\tJobRuntime")
+    assert log.read_text().startswith("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\t"
+                                      "Exitval\tSignal\tCommand\n")
+    assert (tmp_path / "my-condorkit.tsv").read_text().startswith("Seq\tChunk\tRows\tAttempt")
     assert main(["run", "-C", str(job), "-j", "2", "--joblog", str(log)]) == 0
     assert "3/3 chunks done (3 already valid)" in capsys.readouterr().err
 
@@ -114,3 +116,39 @@ def test_real_photodemo_run_then_aggregate(tmp_path: Path, photo_corpus) -> None
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert f"found {len(photo_corpus)}, errors 0, duplicates 0, missing none" in res.stderr
+
+
+PARALLEL = shutil.which("parallel")
+
+
+@pytest.mark.skipif(PARALLEL is None, reason="GNU parallel is not installed")
+def test_gnu_parallel_retries_the_failed_attempts_of_the_joblog(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = make_job(tmp_path / "job", rows=6, chunk=2)
+    log = job / "logs" / "joblog.tsv"
+    monkeypatch.setenv("CKTEST_FAIL_STARTS", "3")
+    args = ["run", "-C", str(job), "-j", "2", "--retries", "0", "--granularity", "chunk"]
+    assert main(args) == 8
+    assert main(args) == 8  # appended: Seq goes on
+    lines = [x.split("\t") for x in log.read_text().splitlines()]
+    assert lines[0] == ["Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval",
+                        "Signal", "Command"]
+    assert all(len(x) == 9 for x in lines)
+    assert [int(x[0]) for x in lines[1:]] == [1, 2, 3, 4]
+    entries = joblog(log)
+    failed = [e for e in entries if e["Exitval"] != "0"]
+    assert [(e["Rows"], e["Exitval"], e["Signal"]) for e in failed] == [("3-4", "3", "0")] * 2
+    assert failed[1]["Seq"] == "4" and {e["Host"] for e in entries} == {":"}
+    assert all(float(e["Starttime"]) > 1e9 and float(e["JobRuntime"]) >= 0 for e in entries)
+    assert failed[1]["Command"].startswith("condorkit run -C ")
+    assert failed[1]["Command"].endswith("# chunk 3 rows 3-4")
+    capsys.readouterr()
+    # GNU parallel itself reads the file and reruns the failed attempts' commands
+    monkeypatch.delenv("CKTEST_FAIL_STARTS")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               HOME=str(tmp_path))
+    proc = subprocess.run([PARALLEL, "--retry-failed", "--joblog", str(log)], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert result_rows(job) == [1, 2, 3, 4, 5, 6]

@@ -107,7 +107,15 @@ def result_rows(job_dir: Path) -> list[int]:
     return sorted(rows)
 
 
-def joblog(path: Path) -> list[dict[str, Any]]:
+def _tsv(path: Path) -> list[dict[str, Any]]:
     lines = path.read_text().splitlines()
     header = lines[0].split("\t")
     return [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+
+
+def joblog(path: Path) -> list[dict[str, Any]]:
+    """GNU parallel's columns joined with condorkit's own (``NAME-condorkit.tsv``) by Seq."""
+    from condorkit.joblog import extra_path
+
+    extra = {e["Seq"]: e for e in _tsv(extra_path(path))}
+    return [dict(e, **extra[e["Seq"]]) for e in _tsv(path)]
