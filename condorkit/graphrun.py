@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .graph import FAILURE, SKIPPED, SUCCESS, GraphReport, TaskGraph, TaskResult, check_command
-from .slots import CalculatorSlot, Done, Poller, ProcessSlot, Protocol, Slot
+from .slots import CalculatorSlot, Done, Poller, Protocol, RunnerSlot, Slot
 
 __all__ = ["run_graph"]
 
@@ -63,7 +63,7 @@ def run_graph(graph: TaskGraph, command: Sequence[str], workers: int = 1, stdin:
                              calculator.status and not graph.rows)
             slots.append(CalculatorSlot(k, cmd, poller, cwd, timeout, env, proto, retries))
         else:
-            slots.append(ProcessSlot(k, cmd, poller, cwd, timeout, env, stdin))
+            slots.append(RunnerSlot(k, cmd, poller, cwd, timeout, env, stdin))
     idle = list(range(len(slots)))
     running: dict[int, int] = {}  # slot -> task index
 

@@ -3,10 +3,9 @@
 Owns the processes that run the tasks of :mod:`condorkit.graphrun`, watched without threads
 from one ``poll()``:
 
-- :class:`ProcessSlot` (paexec ``-x``): ``COMMAND... TASK`` (or ``TASK`` on stdin) per task,
-  started with ``posix_spawn`` in its own process group; stdout and stderr go to in-memory
-  files (``memfd``), the exit is seen on a pidfd. Stray processes the task leaves behind are
-  killed with its group.
+- :class:`RunnerSlot` (paexec ``-x``): ``COMMAND... TASK`` (or ``TASK`` on stdin) per task.
+  As paexec does, one small shell per slot reads the task lines and forks the command, so the
+  coordinator only moves lines; the task's stdout and stderr go to in-memory files (``memfd``).
 - :class:`CalculatorSlot` (paexec ``-c`` without ``-x``): one long-running command per slot
   reads one task per line on stdin and answers with lines ending in an end-of-task marker
   (:class:`Protocol`: an empty line by default, paexec's magic line with ``-y``; the marker is
@@ -119,83 +118,6 @@ def _drain(fd: int) -> bytes:
     return data
 
 
-class ProcessSlot(Slot):
-    """One process per task (paexec ``-x``)."""
-
-    def __init__(self, node: int, command: Sequence[str], poller: Poller, cwd: Path | None,
-                 timeout: float | None, env: dict[str, str], stdin: bool = False) -> None:
-        super().__init__(node, command, poller, cwd, timeout, env)
-        self.stdin = stdin
-        self.out = os.memfd_create(f"condorkit-out-{node}")
-        self.err = os.memfd_create(f"condorkit-err-{node}")
-        self.inp = os.memfd_create(f"condorkit-in-{node}") if stdin else os.open(os.devnull,
-                                                                               os.O_RDONLY)
-        self.pid = 0
-        self.pidfd = -1
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.timed_out = False
-
-    def start(self, task: str) -> Done | None:
-        argv = list(self.command) if self.stdin else [*self.command, task]
-        if self.stdin:
-            _drain(self.inp)
-            os.pwrite(self.inp, (task + "\n").encode(), 0)
-        self.timed_out = False
-        self._clock()
-        try:
-            if self.cwd is None:  # posix_spawn (vfork): ~3x cheaper than Popen; it has no cwd
-                spawn = os.posix_spawnp if "/" not in argv[0] else os.posix_spawn
-                acts = [(os.POSIX_SPAWN_DUP2, self.inp, 0), (os.POSIX_SPAWN_DUP2, self.out, 1),
-                        (os.POSIX_SPAWN_DUP2, self.err, 2)]
-                self.pid, self.proc = spawn(argv[0], argv, self.env, file_actions=acts,
-                                            setpgroup=0), None
-            else:
-                self.proc = subprocess.Popen(argv, cwd=self.cwd, stdin=self.inp, stdout=self.out,
-                                             stderr=self.err, env=self.env,
-                                             start_new_session=True)
-                self.pid = self.proc.pid
-        except OSError as exc:
-            return Done(CANNOT_RUN_EXIT, "", f"condorkit: cannot run {argv[0]}: {exc}\n",
-                        self.started, time.perf_counter() - self.t0)
-        self.pidfd = os.pidfd_open(self.pid)
-        self.poller.add(self.pidfd, self)
-        return None
-
-    def _reap(self) -> int:
-        self.poller.remove(self.pidfd)
-        os.close(self.pidfd)
-        self.pidfd = -1
-        if self.proc is not None:
-            code = self.proc.wait()
-        else:
-            code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-        killpg(self.pid)  # strays the task left behind
-        return code
-
-    def ready(self, fd: int) -> Done | None:
-        code = self._reap()
-        out = _drain(self.out).decode("utf-8", "replace")
-        err = _drain(self.err).decode("utf-8", "replace")
-        if self.timed_out:
-            code = TIMEOUT_EXIT
-            err += f"condorkit: task timed out after {self.timeout}s\n"
-        self.deadline = None
-        return Done(code, out, err, self.started, time.perf_counter() - self.t0)
-
-    def expire(self) -> Done | None:
-        self.timed_out = True
-        self.deadline = None
-        killpg(self.pid)
-        return None  # the pidfd reports the end
-
-    def close(self) -> None:
-        if self.pidfd >= 0:
-            killpg(self.pid)
-            self._reap()
-        for fd in (self.out, self.err, self.inp):
-            os.close(fd)
-
-
 class CalculatorSlot(Slot):
     """One long-running calculator (paexec ``-c``), restarted when it dies."""
 
@@ -213,12 +135,13 @@ class CalculatorSlot(Slot):
         self.tries = 0
         self.restarts = 0  # over the slot's life
         self.notes: list[str] = []
+        self.pass_fds: tuple[int, ...] = ()
 
     # -- the process
     def _spawn(self) -> None:
         self.proc = subprocess.Popen(self.command, cwd=self.cwd, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=self.env, bufsize=0,
-                                     start_new_session=True)
+                                     start_new_session=True, pass_fds=self.pass_fds)
         assert self.proc.stdout is not None
         self.fd = self.proc.stdout.fileno()
         os.set_blocking(self.fd, False)
@@ -289,9 +212,15 @@ class CalculatorSlot(Slot):
                 return None
             line = bytes(self.buf[:cut])
             del self.buf[:cut + 1]
-            if line == self.eot:
-                return self._answer()
             self.lines.append(line)
+            if self._complete(line):
+                return self._answer()
+
+    def _complete(self, line: bytes) -> bool:
+        if line != self.eot:
+            return False
+        self.lines.pop()
+        return True
 
     def _answer(self) -> Done:
         lines = [x.decode("utf-8", "replace") for x in self.lines]
@@ -338,3 +267,71 @@ class CalculatorSlot(Slot):
 
     def close(self) -> None:
         self._stop(kill=self.task is not None)
+
+
+# a per-task runner (what paexec -x does too): one small shell per slot reads task lines, runs
+# the command once per task with its output in the slot's in-memory files, and answers the
+# exit status; the shell forks, so the coordinator only moves lines
+# (dash takes only one-digit descriptors in `>&N`: the memfds are reopened as /dev/fd/N)
+_RUNNER = ('o=/dev/fd/$1; e=/dev/fd/$2; i=$3; shift 3\n'
+           'while IFS= read -r t; do\n'
+           '  if [ "$i" = 1 ]; then "$@" >"$o" 2>"$e" <<CONDORKIT_EOF\n$t\nCONDORKIT_EOF\n'
+           '  else "$@" "$t" >"$o" 2>"$e" </dev/null; fi\n'
+           '  echo "$?"\n'
+           'done\n')
+
+
+class RunnerSlot(CalculatorSlot):
+    """A process per task (paexec ``-x``): ``COMMAND... TASK``, or ``TASK`` on stdin.
+
+    The task's stdout and stderr go to in-memory files (``memfd``) and its exit status decides
+    (a task killed by signal N exits 128+N, as in a shell). A task that times out is killed with
+    its runner, which is started again for the next task; processes a task leaves behind are
+    killed when the run ends.
+    """
+
+    def __init__(self, node: int, command: Sequence[str], poller: Poller, cwd: Path | None,
+                 timeout: float | None, env: dict[str, str], stdin: bool = False) -> None:
+        self.out = os.memfd_create(f"condorkit-out-{node}")
+        self.err = os.memfd_create(f"condorkit-err-{node}")
+        runner = ("/bin/sh", "-c", _RUNNER, "condorkit-runner", str(self.out), str(self.err),
+                  "1" if stdin else "0", *command)
+        super().__init__(node, runner, poller, cwd, timeout, env, Protocol(status=False),
+                         retries=0)
+        self.pass_fds = (self.out, self.err)
+        self.what = command[0]
+
+    def start(self, task: str) -> Done | None:
+        _drain(self.out)
+        _drain(self.err)
+        return super().start(task)
+
+    def _complete(self, line: bytes) -> bool:
+        return True  # the runner answers one status line per task
+
+    def _answer(self) -> Done:
+        status = self.lines[-1].decode() if self.lines else ""
+        code = int(status) if status.isdigit() else 1
+        return self._result(code, "")
+
+    def _result(self, code: int, note: str) -> Done:
+        self.task, self.deadline = None, None
+        out = _drain(self.out).decode("utf-8", "replace")
+        err = _drain(self.err).decode("utf-8", "replace")
+        return Done(code, out, err + note, self.started, time.perf_counter() - self.t0)
+
+    def _died(self) -> Done | None:
+        code = self._stop(kill=True)
+        if self.task is None:
+            return None
+        return self._result(code or 1, f"condorkit: the runner of {self.what} exited (status "
+                            f"{code}) during this task\n")
+
+    def expire(self) -> Done | None:
+        self._stop(kill=True)
+        return self._result(TIMEOUT_EXIT, f"condorkit: task timed out after {self.timeout}s\n")
+
+    def close(self) -> None:
+        super().close()
+        for fd in (self.out, self.err):
+            os.close(fd)
