@@ -211,7 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                      dispatch=args.dispatch, granularity=args.granularity,
                      speculate_after=None if args.no_speculate else args.speculate_after,
                      backoff=args.backoff, joblog=Path(args.joblog) if args.joblog else None,
-                     seed=args.seed, on_progress=on_progress, lock_wait=args.lock_wait)
+                     seed=args.seed, on_progress=on_progress, lock_wait=args.lock_wait,
+                     persistent=not args.no_persistent, time_limit=args.time_limit)
     except Interrupted as exc:
         if getattr(exc, "report", None) is not None:
             show(exc.report)  # type: ignore[attr-defined]
@@ -805,6 +806,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--joblog", metavar="PATH", help="one line per attempt (default "
                    "LOGDIR/joblog.tsv, appended)")
     s.add_argument("--seed", type=int, help="seed for --dispatch random")
+    s.add_argument("--no-persistent", action="store_true",
+                   help="start the wrapper for every piece instead of persistent workers")
+    s.add_argument("--time-limit", type=float, metavar="S",
+                   help="kill a piece after S seconds of wall clock (then retried, then "
+                   "recorded failed with that reason)")
     s.add_argument("--lock-wait", type=float, default=0.0, metavar="S",
                    help="wait up to S seconds for another run of this job to end (the "
                    "joblog's commands do, for `parallel --retry-failed`)")

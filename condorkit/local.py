@@ -226,7 +226,8 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         speculate_after: float | None = 10.0, backoff: float = 1.0,
         joblog: Path | None = None, grace: float = 1.0, env: dict[str, str] | None = None,
         seed: int | None = None, on_progress: Callable[[RunProgress], None] | None = None,
-        only: Sequence[int] | None = None, lock_wait: float = 0.0) -> RunReport:
+        only: Sequence[int] | None = None, lock_wait: float = 0.0, persistent: bool = True,
+        time_limit: float | None = None) -> RunReport:
     """Run every chunk (or the chunks starting at ``only``) on ``workers`` local processes.
 
     ``retries``: extra attempts per failed span (default ``local_retries``), ``backoff`` seconds
@@ -236,6 +237,10 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     ``joblog``: default ``LOGDIR/joblog.tsv`` (appended). In the main thread, SIGINT and SIGTERM
     stop the run and raise :class:`Interrupted` (the report is its ``report`` attribute).
     ``lock_wait``: seconds to wait for another run of the same job to end (default: fail).
+    ``persistent``: run a ``.py`` program without a bundle in persistent workers (one per
+    worker, :mod:`condorkit.workers`: the interpreter and the program's imports once per worker).
+    ``time_limit``: seconds of wall clock per piece, then it is killed and counts as failed
+    (retried, then recorded with that reason).
     """
     if dispatch not in ("balanced", "random") or granularity not in ("auto", "chunk"):
         raise UsageError(f"unknown dispatch {dispatch!r} or granularity {granularity!r}",
@@ -260,7 +265,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
             if d.name.startswith(("chunk-", "piece-")):
                 shutil.rmtree(d, ignore_errors=True)
         r = Scheduler(job, workers, retries, dispatch, granularity, speculate_after, backoff,
-                      joblog, grace, base_env, on_progress, seed)
+                      joblog, grace, base_env, on_progress, seed, persistent, time_limit)
         skipped: list[int] = []
         for task in job.tasks():
             if only is not None and task.chunk.start not in only:
@@ -305,6 +310,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
             signal.signal(signum, handler)
         if r is not None:
             r.log.close()
+            r.close_workers()
         os.close(lock)
     outcomes = [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, "skipped", 0)
                 for i in skipped]

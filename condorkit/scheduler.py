@@ -40,6 +40,7 @@ from .pieces import (
     write_chunk_results,
     write_piece_rows,
 )
+from .workers import PieceProcess, Worker, WorkerError
 
 
 def place(src: Path, dest: Path) -> None:
@@ -141,13 +142,14 @@ class _Copy:
     tries: int
     slot: int
     seq: int
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | PieceProcess
     scratch: Path
     t0: float
     wall0: float
     speculative: bool
     solo: bool
     killed: str = ""
+    worker: int = -1  # the persistent worker running it, or -1 (the wrapper)
 
 
 @dataclass
@@ -181,8 +183,18 @@ class Scheduler:
     def __init__(self, job: Job, workers: int, retries: int, dispatch: str, granularity: str,
                  speculate_after: float | None, backoff: float, joblog: Path, grace: float,
                  env: dict[str, str], on_progress: Callable[[RunProgress], None] | None,
-                 seed: int | None) -> None:
+                 seed: int | None, persistent: bool = True,
+                 time_limit: float | None = None) -> None:
         self.job, self.workers, self.retries = job, workers, retries
+        self.time_limit = time_limit
+        # persistent workers for a .py program without a bundle: one per worker slot
+        self.pool: list[Worker] = []
+        self.pool_busy: set[int] = set()
+        if persistent and job.bundle is None and job.program.suffix == ".py":
+            python = env.get("CONDORKIT_PYTHON") or shutil.which("python3", path=env.get("PATH"))
+            if python:
+                self.pool = [Worker(python, job.program, env, job.log_dir / f"worker-{k}.log")
+                             for k in range(workers)]
         self.dispatch, self.adaptive = dispatch, granularity == "auto" and dispatch == "balanced"
         self.speculate_after, self.backoff, self.grace = speculate_after, backoff, grace
         self.env, self.on_progress = env, on_progress
@@ -268,14 +280,23 @@ class Scheduler:
         # as HTCondor's starter does: scratch folder and temporary files in it
         env = dict(self.env, _CONDOR_SCRATCH_DIR=str(scratch), TMPDIR=str(scratch),
                    TMP=str(scratch), TEMP=str(scratch))
-        with open(scratch / "_condor_stdout", "wb") as out, \
-                open(scratch / "_condor_stderr", "wb") as err:
-            proc = subprocess.Popen([str(exe), *job.arguments(piece.start)], cwd=scratch,
-                                    stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)
+        proc: subprocess.Popen[bytes] | PieceProcess | None = None
+        free = [k for k in range(len(self.pool)) if k not in self.pool_busy]
+        if free:  # the same scratch folder and arguments, run by a persistent worker
+            try:
+                proc = self.pool[free[0]].run(scratch, list(job.arguments(piece.start)), env)
+                self.pool_busy.add(free[0])
+            except WorkerError:
+                proc = None  # the wrapper, as without workers
+        if proc is None:
+            with open(scratch / "_condor_stdout", "wb") as out, \
+                    open(scratch / "_condor_stderr", "wb") as err:
+                proc = subprocess.Popen([str(exe), *job.arguments(piece.start)], cwd=scratch,
+                                        stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                        env=env, start_new_session=True)
         self.seq += 1
         copy = _Copy(piece, tries, slot, self.seq, proc, scratch, time.perf_counter(), time.time(),
-                     speculative, solo)
+                     speculative, solo, worker=free[0] if isinstance(proc, PieceProcess) else -1)
         self.running.append(copy)
         self.attempts += 1
         for i in piece.chunks:
@@ -286,8 +307,23 @@ class Scheduler:
         rc = copy.proc.wait()
         self.events.put((copy, rc, time.perf_counter()))
 
+    def enforce_limit(self) -> None:
+        """Kill the pieces that ran longer than the wall-clock limit (recorded with why)."""
+        if self.time_limit is None:
+            return
+        now = time.perf_counter()
+        for c in self.running:
+            if not c.killed and now - c.t0 > self.time_limit:
+                c.killed = f"timed out after {self.time_limit:g} s (wall-clock limit per piece)"
+                killpg(c.proc.pid, signal.SIGKILL)
+
+    def close_workers(self) -> None:
+        for w in self.pool:
+            w.close()
+
     def fill(self, now: float) -> float:
         """Start work on idle workers; return how long the loop may sleep."""
+        self.enforce_limit()
         wake = 0.2
         busy = {c.slot for c in self.running}
         for slot in range(self.workers):
@@ -326,6 +362,7 @@ class Scheduler:
     # -- finishing
     def finish(self, copy: _Copy, rc: int, t_end: float) -> None:
         self.running.remove(copy)
+        self.pool_busy.discard(copy.worker)
         killpg(copy.proc.pid, signal.SIGKILL)  # strays the program left behind
         duration = t_end - copy.t0
         piece, key = copy.piece, (copy.piece.start, copy.piece.count)

@@ -1,0 +1,222 @@
+"""A persistent local worker: the wrapper's ``python PROGRAM ROWS OUT`` without a new interpreter.
+
+Started once per core by the local backend (``python ckworker.py PROGRAM``), it imports the
+modules the program imports at its top level (so numpy, Pillow, ... are loaded once per worker,
+not once per piece), then runs pieces on request. For each piece it forks; the child enters the
+piece's scratch folder (prepared exactly as for the wrapper), takes the piece's environment, sends
+its stdout and stderr to ``_condor_stdout`` and ``_condor_stderr`` there, applies the wrapper's
+checks and exit codes (90: bad arguments, 95: program missing, 96: no output) and runs the
+program as ``__main__`` with ``sys.argv = [PROGRAM, ROWS, OUT]``. A program that crashes or is
+killed takes only its child down; the worker reports the exit status (negative: the signal).
+
+Protocol, one JSON object per line, on the worker's stdin and stdout (which are moved away from
+file descriptors 0 and 1, so nothing the program or an import prints can corrupt them):
+``{"ready": ..., "python": ..., "preloaded": [...]}`` once, then per request
+``{"scratch": DIR, "argv": [PROGRAM, ROWS, OUT], "env": {...}}`` -> ``{"pid": N}`` and later
+``{"exit": CODE}``. The worker and its children die with the coordinator (``PR_SET_PDEATHSIG``,
+and end of input). Standard library only, Python 3.6 syntax.
+"""
+
+import ast
+import ctypes
+import importlib
+import json
+import os
+import runpy
+import signal
+import socket
+import sys
+import traceback
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent):
+    """Be SIGKILLed when the process that started us ends (Linux); False when unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent ended before prctl took effect
+        os._exit(1)
+    return True
+
+
+def top_level_imports(path):
+    """Module names the program imports at its top level (also inside top-level try/if)."""
+    try:
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names = []
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+        elif isinstance(node, (ast.Try, ast.If)):
+            for part in ("body", "orelse", "finalbody"):
+                todo.extend(getattr(node, part, []))
+            for handler in getattr(node, "handlers", []):
+                todo.extend(handler.body)
+    seen = []
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+def preload(program):
+    done = []
+    for name in top_level_imports(program):
+        if name == "ckjob" or name.startswith("ckjob."):
+            continue  # the scratch folder's own copy
+        try:
+            importlib.import_module(name)
+            done.append(name)
+        except BaseException:  # an import that fails here is the child's business
+            continue
+    return done
+
+
+def exit_code(exc):
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    sys.stderr.write("%s\n" % (code,))
+    return 1
+
+
+def child(req, proto_fds, parent):
+    """In the forked child: become the piece's program. Never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        die_with_parent(parent)
+        for fd in proto_fds:
+            os.close(fd)
+        scratch = req["scratch"]
+        os.chdir(scratch)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        out_fd = os.open("_condor_stdout", flags, 0o644)
+        err_fd = os.open("_condor_stderr", flags, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        for fd in (null, out_fd, err_fd):
+            os.close(fd)
+        os.environ.clear()
+        os.environ.update(req["env"])
+        argv = list(req["argv"])
+        out = argv[2] if len(argv) == 3 else ""
+        if len(argv) != 3:
+            sys.stderr.write("condorkit-wrapper: error: usage: PROGRAM ROWS OUT (got %d "
+                             "arguments)\n" % len(argv))
+            code = 90
+        elif any("/" in a for a in argv):
+            sys.stderr.write("condorkit-wrapper: error: PROGRAM, ROWS and OUT must be plain file "
+                             "names in the scratch folder\n")
+            code = 90
+        elif not os.path.isfile(argv[0]):
+            sys.stderr.write("condorkit-wrapper: error: program '%s' is not in the scratch "
+                             "folder %s\n" % (argv[0], scratch))
+            code = 95
+        else:
+            sys.stderr.write("condorkit-wrapper: host=%s python=%d.%d.%d (%s, persistent "
+                             "worker) program=%s rows=%s\n"
+                             % ((socket.gethostname(),) + tuple(sys.version_info[:3])
+                                + (sys.executable, argv[0], argv[1])))
+            sys.argv = ["./" + argv[0], argv[1], argv[2]]
+            sys.path[0] = scratch
+            try:
+                runpy.run_path("./" + argv[0], run_name="__main__")
+                code = 0
+            except SystemExit as exc:
+                code = exit_code(exc)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            try:
+                sys.stdout.flush()
+            except BaseException:
+                pass
+            if code != 0:
+                sys.stderr.write("condorkit-wrapper: program exited with code %d\n" % code)
+            elif not (os.path.isfile(out) and os.path.getsize(out) > 0):
+                sys.stderr.write("condorkit-wrapper: error: program exited 0 but wrote no %s\n"
+                                 % out)
+                code = 96
+        if code != 0 and out and "/" not in out and not os.path.exists(out):
+            open(out, "wb").close()  # as the wrapper: an output file always exists
+    except BaseException:
+        try:
+            traceback.print_exc()
+        except BaseException:
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(code)
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.stderr.write("usage: ckworker.py PROGRAM\n")
+        return 2
+    parent = os.getppid()
+    die_with_parent(parent)
+    # the protocol moves off descriptors 0 and 1; they become /dev/null and stderr
+    rfd, wfd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    reader = os.fdopen(rfd, "r", 1)
+    writer = os.fdopen(wfd, "w", 1)
+
+    def say(obj):
+        writer.write(json.dumps(obj) + "\n")
+        writer.flush()
+
+    preloaded = preload(argv[1])
+    say({"ready": True, "pid": os.getpid(), "preloaded": preloaded,
+         "python": "%d.%d.%d" % tuple(sys.version_info[:3])})
+    for line in reader:
+        req = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            child(req, (rfd, wfd), parent=os.getppid())
+        try:
+            os.setpgid(pid, pid)  # also here: the coordinator may kill the group at once
+        except OSError:
+            pass
+        say({"pid": pid})
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        if os.WIFSIGNALED(status):
+            code = -os.WTERMSIG(status)
+        else:
+            code = os.WEXITSTATUS(status)
+        say({"exit": code})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
