@@ -170,6 +170,19 @@ def child(req, proto_fds, parent):
         os._exit(code)
 
 
+def after_signal(req, code):
+    """The child died of a signal: say so in its stderr and leave an (empty) output file."""
+    try:
+        scratch, argv = req["scratch"], req["argv"]
+        with open(os.path.join(scratch, "_condor_stderr"), "a") as fh:
+            fh.write("condorkit-wrapper: program killed by signal %d\n" % -code)
+        out = argv[2] if len(argv) == 3 else ""
+        if out and "/" not in out and not os.path.exists(os.path.join(scratch, out)):
+            open(os.path.join(scratch, out), "wb").close()
+    except (OSError, KeyError, TypeError, IndexError):
+        pass
+
+
 def main(argv):
     if len(argv) != 2:
         sys.stderr.write("usage: ckworker.py PROGRAM\n")
@@ -212,6 +225,7 @@ def main(argv):
                 continue
         if os.WIFSIGNALED(status):
             code = -os.WTERMSIG(status)
+            after_signal(req, code)
         else:
             code = os.WEXITSTATUS(status)
         say({"exit": code})

@@ -1,0 +1,190 @@
+"""Persistent local workers: the wrapper's contract in a forked child, crashes, death, limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support.localjob import joblog, make_job, result_rows
+
+from condorkit.config import load_config
+from condorkit.job import Job, prepare
+from condorkit.local import run
+from condorkit.workers import Worker
+
+PROGRAM = """import json, os, sys
+import email.mime.text  # a top-level import the worker preloads
+what = open(sys.argv[1]).read().strip()
+print("out", sys.argv[1:], os.environ.get("PIECE"), os.getcwd())
+if what == "segv":
+    os.kill(os.getpid(), 11)
+if what == "exit7":
+    sys.exit(7)
+if what == "raise":
+    raise ValueError("boom")
+if what == "nothing":
+    sys.exit(0)
+if what == "worker":
+    os.kill(os.getppid(), 9)
+    import time; time.sleep(5)
+with open(sys.argv[2], "w") as fh:
+    json.dump({"pid": os.getpid(), "ppid": os.getppid(), "email": "email.mime.text" in
+               sys.modules, "main": __name__}, fh)
+"""
+
+
+def scratch(tmp_path: Path, name: str, what: str) -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "prog.py").write_text(PROGRAM)
+    (d / "rows.txt").write_text(what + "\n")
+    return d
+
+
+def worker(tmp_path: Path) -> Worker:
+    (tmp_path / "prog.py").write_text(PROGRAM)
+    return Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
+
+
+def piece(w: Worker, d: Path, **env: str) -> int:
+    return w.run(d, ["prog.py", "rows.txt", "out.json"], dict(os.environ, **env)).wait()
+
+
+def test_pieces_run_as_main_in_their_scratch_folder_with_preloaded_imports(tmp_path: Path
+                                                                           ) -> None:
+    w = worker(tmp_path)
+    try:
+        pids = set()
+        for i in range(3):
+            d = scratch(tmp_path, f"s{i}", "ok")
+            assert piece(w, d, PIECE=str(i)) == 0
+            doc = json.loads((d / "out.json").read_text())
+            assert doc["main"] == "__main__" and doc["email"] and doc["ppid"] == w.proc.pid
+            pids.add(doc["pid"])
+            out = (d / "_condor_stdout").read_text()
+            assert out == f"out ['rows.txt', 'out.json'] {i} {d}\n"
+            assert "persistent worker) program=prog.py rows=rows.txt" in (
+                d / "_condor_stderr").read_text()
+        assert len(pids) == 3 and w.started == 1  # a fresh child each time, one worker
+        assert "email.mime.text" in w.preloaded
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("what,code,err", [
+    ("segv", -11, "program killed by signal 11"),
+    ("exit7", 7, "program exited with code 7"),
+    ("raise", 1, "ValueError: boom"),
+    ("nothing", 96, "program exited 0 but wrote no out.json"),
+])
+def test_a_crashing_program_fails_its_piece_not_the_worker(tmp_path: Path, what: str, code: int,
+                                                          err: str) -> None:
+    w = worker(tmp_path)
+    try:
+        d = scratch(tmp_path, "bad", what)
+        assert piece(w, d) == code
+        assert err in (d / "_condor_stderr").read_text()
+        assert (d / "out.json").exists()  # as the wrapper: the output file always exists
+        good = scratch(tmp_path, "good", "ok")
+        assert piece(w, good) == 0 and w.started == 1
+    finally:
+        w.close()
+
+
+def test_a_missing_program_is_the_wrappers_exit_95(tmp_path: Path) -> None:
+    w = worker(tmp_path)
+    try:
+        d = tmp_path / "empty"
+        d.mkdir()
+        assert piece(w, d) == 95
+        assert "is not in the scratch folder" in (d / "_condor_stderr").read_text()
+    finally:
+        w.close()
+
+
+def test_a_dead_worker_fails_its_piece_and_is_replaced(tmp_path: Path) -> None:
+    w = worker(tmp_path)
+    try:
+        assert piece(w, scratch(tmp_path, "kill", "worker")) < 0
+        assert piece(w, scratch(tmp_path, "after", "ok")) == 0 and w.started == 2
+    finally:
+        w.close()
+
+
+def test_workers_and_their_pieces_die_with_the_coordinator(tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text("import time\ntime.sleep(60)\n")
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "prog.py").write_text("import time\ntime.sleep(60)\n")
+    code = ("import os, sys, time\nfrom pathlib import Path\n"
+            "from condorkit.workers import Worker\n"
+            f"w = Worker(sys.executable, Path({str(tmp_path / 'prog.py')!r}), dict(os.environ), "
+            f"Path({str(tmp_path / 'w.log')!r}))\n"
+            f"p = w.run(Path({str(d)!r}), ['prog.py', 'r', 'o'], dict(os.environ))\n"
+            "print(w.proc.pid, p.pid, flush=True)\ntime.sleep(60)\n")
+    coord = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert coord.stdout is not None
+        pids = [int(x) for x in coord.stdout.readline().split()]
+        assert len(pids) == 2 and all(alive(p) for p in pids)
+        coord.kill()  # SIGKILL: no cleanup code runs in the coordinator
+        coord.wait()
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(p) for p in pids)
+    finally:
+        coord.kill()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def load_job(folder: Path) -> Job:
+    return prepare(folder, load_config(folder, {}, env={}))
+
+
+def env_with(tmp_path: Path, **values: str) -> dict[str, str]:
+    state = tmp_path / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CKTEST_", "CONDORKIT_"))}
+    env.update(CKTEST_STATE=str(state), **values)
+    return env
+
+
+def test_a_run_uses_the_workers_and_gives_the_same_results(tmp_path: Path) -> None:
+    rows = {}
+    for persistent in (True, False):
+        job = load_job(make_job(tmp_path / f"job-{persistent}", rows=30, chunk=4))
+        report = run(job, workers=2, env=env_with(tmp_path), persistent=persistent,
+                     speculate_after=None)
+        assert not report.failed
+        errs = " ".join(p.read_text() for p in job.log_dir.glob("*.err"))
+        assert ("persistent worker" in errs) is persistent
+        rows[persistent] = result_rows(job.dir)
+    assert rows[True] == rows[False] == list(range(1, 31))
+
+
+def test_a_hanging_piece_is_killed_at_the_time_limit_and_recorded(tmp_path: Path) -> None:
+    job = load_job(make_job(tmp_path / "job", rows=6, chunk=3))
+    env = env_with(tmp_path, CKTEST_HANG="1")
+    t0 = time.monotonic()
+    report = run(job, workers=2, retries=0, env=env, granularity="chunk", time_limit=1.0,
+                 speculate_after=None)
+    assert time.monotonic() - t0 < 60
+    (bad,) = report.failed
+    assert bad.start == 1 and "timed out after 1 s (wall-clock limit per piece)" in bad.reason
+    log = joblog(job.log_dir / "joblog.tsv")
+    assert [e["Signal"] for e in log if e["Rows"] == "1-3"] == [str(int(signal.SIGKILL))]
+    assert result_rows(job.dir) == [4, 5, 6]
