@@ -13,7 +13,7 @@ import pytest
 from condorkit.wrappers import ckjob
 
 from condorkit.cli import main
-from condorkit.submit import expand_item, parse_items
+from condorkit.condor.submit import expand_item, parse_items
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_MANIFEST = REPO.parent / "shared" / "data" / "photodemo-manifest.txt"
@@ -104,7 +104,7 @@ def test_options_from_project_file_env_and_flags(tmp_path: Path,
     (job / "extra.dat").write_text("x")
     monkeypatch.setenv("CONDORKIT_REQUEST_CPUS", "3")
     _, out, _ = mksubmit(job, "2", "--request-disk", "7GB", capsys=capsys)
-    from condorkit.submit import _htcondor
+    from condorkit.condor.submit import _htcondor
 
     sub = _htcondor().Submit(out)
     assert sub["request_memory"] == "3GB" and sub["request_cpus"] == "3"

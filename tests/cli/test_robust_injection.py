@@ -24,8 +24,8 @@ from support.robust import (
     unescape,
 )
 
+from condorkit.condor.submit import _htcondor, expand_item, parse_items
 from condorkit.demo import write_corpus
-from condorkit.submit import _htcondor, expand_item, parse_items
 
 
 @pytest.fixture

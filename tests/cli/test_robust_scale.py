@@ -17,9 +17,9 @@ import pytest
 from condorkit.wrappers import ckjob
 from support.robust import make_job, read_page, tally
 
-from condorkit.config import load_config
-from condorkit.job import prepare
-from condorkit.submit import parse_items
+from condorkit.condor.submit import parse_items
+from condorkit.model.config import load_config
+from condorkit.model.job import prepare
 
 
 def write_job(folder: Path, rows: int, chunk: int, seed: int = 3) -> Path:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from support.localjob import joblog, make_job, result_rows
 
-from condorkit.config import load_config
-from condorkit.job import prepare
-from condorkit.local import valid_result
+from condorkit.local.run import valid_result
+from condorkit.model.config import load_config
+from condorkit.model.job import prepare
 
 
 def start(job: Path, state: Path, *args: str, **env: str) -> subprocess.Popen[str]:

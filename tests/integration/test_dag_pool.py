@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from condorkit.cli import main
-from condorkit.dag import collect_graph, write_graph_dag
-from condorkit.dagman import read_node_log, read_node_status, submit_dag, wait_dag
-from condorkit.graph import FAILURE, SKIPPED, SUCCESS, format_report, parse_graph, read_graph
-from condorkit.graph import run_graph as run_local
+from condorkit.condor.dag import collect_graph, write_graph_dag
+from condorkit.condor.dagman import read_node_log, read_node_status, submit_dag, wait_dag
+from condorkit.local.graph import run_graph as run_local
+from condorkit.model.graph import FAILURE, SKIPPED, SUCCESS, format_report, parse_graph, read_graph
 
 if TYPE_CHECKING:
     from conftest import Pool

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 from support.pooljobs import ck_json, remove_leftovers, write_job
 
-from condorkit.config import load_config
-from condorkit.job import Job, prepare
-from condorkit.local import task_spec
-from condorkit.render import render_submit
-from condorkit.submit import expand_item, parse_items
+from condorkit.condor.render import render_submit
+from condorkit.condor.submit import expand_item, parse_items
+from condorkit.local.run import task_spec
+from condorkit.model.config import load_config
+from condorkit.model.job import Job, prepare
 
 if TYPE_CHECKING:
     from conftest import Pool

@@ -16,7 +16,7 @@ import pytest
 from support.pooljobs import ck, remove_leftovers, write_job
 from support.robust import results_by_row, tally
 
-from condorkit.submit import expand_item, parse_items
+from condorkit.condor.submit import expand_item, parse_items
 
 if TYPE_CHECKING:
     from conftest import Pool

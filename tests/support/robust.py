@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from condorkit.cli import main
-from condorkit.results import load_results
+from condorkit.model.results import load_results
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAM = REPO / "examples" / "photodemo" / "luminance.py"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from condorkit.wrappers import ckjob
 
-import condorkit.aggregate as agg
+import condorkit.report.aggregate as agg
 
 try:
     from html.parser import HTMLParser
@@ -19,9 +19,9 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on how pytest i
         "the repository's top-level html/ folder (package data condorkit.html) shadows the "
         "standard library's html package when the repository root is on sys.path: run "
         "`pytest`, not `python -m pytest`, from the repository root") from exc
-from condorkit.aggregate import AggregateReport, aggregate
-from condorkit.chart import json_for_script, nice_axis
 from condorkit.errors import ResultsError
+from condorkit.report.aggregate import AggregateReport, aggregate
+from condorkit.report.chart import json_for_script, nice_axis
 
 
 def lum(row: int) -> float:

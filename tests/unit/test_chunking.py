@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from condorkit.chunking import Chunk, count_chunks, plan_chunks, split_chunk
 from condorkit.errors import UsageError
+from condorkit.model.chunking import Chunk, count_chunks, plan_chunks, split_chunk
 
 
 def test_tutorial_numbers() -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from condorkit.errors import GraphError, UsageError
-from condorkit.graph import (
+from condorkit.local.graph import run_graph
+from condorkit.model.graph import (
     FAILURE,
     SKIPPED,
     format_report,
@@ -21,7 +22,6 @@ from condorkit.graph import (
     parse_graph,
     read_graph,
     reorder,
-    run_graph,
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 from condorkit.wrappers import ckjob
 
-from condorkit.config import load_config
-from condorkit.dag import (
+from condorkit.condor.dag import (
     build_aggregator,
     collect_graph,
     write_graph_dag,
     write_job_dag,
 )
-from condorkit.dagman import parse_classads, read_node_log, read_node_status, submit_dag
+from condorkit.condor.dagman import parse_classads, read_node_log, read_node_status, submit_dag
+from condorkit.condor.quoting import parse_submit_args
+from condorkit.condor.submit import _htcondor
 from condorkit.errors import CondorError, GraphError, UsageError
-from condorkit.graph import FAILURE, SKIPPED, SUCCESS, parse_graph
-from condorkit.job import prepare
-from condorkit.quoting import parse_submit_args
-from condorkit.submit import _htcondor
+from condorkit.model.config import load_config
+from condorkit.model.graph import FAILURE, SKIPPED, SUCCESS, parse_graph
+from condorkit.model.job import prepare
 
 FAKE_PROGRAM = '''import hashlib, sys
 import ckjob
@@ -169,7 +169,7 @@ def test_aggregator_bytes_are_deterministic(tmp_path: Path) -> None:
     b = build_aggregator(tmp_path / "b.pyz").read_bytes()
     assert a == b and a.startswith(b"#!/usr/bin/env python3\n")
     names = zipfile.ZipFile(tmp_path / "a.pyz").namelist()
-    assert {"__main__.py", "condorkit/aggregate.py", "condorkit/wrappers/ckjob.py",
+    assert {"__main__.py", "condorkit/report/aggregate.py", "condorkit/wrappers/ckjob.py",
             "condorkit/html/__init__.py"} <= set(names)
     assert any(n.startswith("condorkit/html/") and n.endswith(".html") for n in names)
 

@@ -24,7 +24,7 @@ from condorkit.demo import (
     write_manifest,
 )
 from condorkit.errors import UsageError
-from condorkit.manifest import iter_rows
+from condorkit.model.manifest import iter_rows
 
 # ------------------------------------------------------------------ "photo-like" measures
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from condorkit.errors import ConfigError, ManifestError
-from condorkit.manifest import PHOTODEMO_COLUMNS, Columns, iter_rows, scan
+from condorkit.model.manifest import PHOTODEMO_COLUMNS, Columns, iter_rows, scan
 
 
 def write(tmp_path: Path, data: bytes, name: str = "manifest.txt") -> Path:

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from condorkit.errors import QuotingError
-from condorkit.quoting import (
+from condorkit.condor.quoting import (
     escape_dollars,
     parse_submit_args,
     shell_join,
@@ -19,7 +18,8 @@ from condorkit.quoting import (
     submit_file_list,
     submit_value,
 )
-from condorkit.submit import _htcondor
+from condorkit.condor.submit import _htcondor
+from condorkit.errors import QuotingError
 
 NASTY = ["a b", "it's", 'say "hi"', "$(HOME)", "x$y", "", "queue", "; rm -rf /", "`id`",
          "</script>", "$ (Memory)", "tab\there", "ünï", "'", '"', "''", "a'b\"c", "$"]

@@ -9,7 +9,7 @@ import pytest
 from condorkit.wrappers import ckjob
 
 from condorkit.errors import ResultsError
-from condorkit.results import (
+from condorkit.model.results import (
     LEGACY_FORMAT,
     find_results,
     iter_results,

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.robust import PROGRAM, REPO, tally
 
-from condorkit.aggregate import aggregate
 from condorkit.cli import main
-from condorkit.manifest import iter_rows
-from condorkit.quoting import shell_join
+from condorkit.condor.quoting import shell_join
+from condorkit.model.manifest import iter_rows
+from condorkit.report.aggregate import aggregate
 
 # a manifest field: no white space (str.split() separators), no control characters
 _FIELD_CHARS = st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),

@@ -1,4 +1,4 @@
-"""The run record (condorkit/submit.py) and the pieces of monitor.py that need no pool."""
+"""The run record (condorkit/condor/submit.py) and the pieces of monitor.py that need no pool."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from condorkit.errors import UsageError
-from condorkit.monitor import ChunkStatus as CS
-from condorkit.monitor import RunStatus, _host, _last_lines
-from condorkit.submit import (
+from condorkit.condor.monitor import ChunkStatus as CS
+from condorkit.condor.monitor import RunStatus, _host, _last_lines
+from condorkit.condor.submit import (
     ChunkEntry,
     RunRecord,
     ScheddInfo,
@@ -18,6 +17,7 @@ from condorkit.submit import (
     load_run,
     write_run_record,
 )
+from condorkit.errors import UsageError
 
 
 def record(job_dir: Path, cluster: int = 41, parent: int | None = None) -> RunRecord:

@@ -36,9 +36,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from condorkit.errors import ResultsError
 from condorkit.wrappers import ckjob
-
-from .errors import ResultsError
 
 CONDORKIT_FORMAT: str = ckjob.RESULTS_FORMAT
 LEGACY_FORMAT = "photodemo-legacy-fragment"

@@ -7,7 +7,7 @@ and the actions on a run's jobs (spool, retrieve, remove). It also owns the run 
 (``JOB/.condorkit/runs/CLUSTER.json``, copied to ``JOB/.condorkit/current-run.json``): cluster,
 schedd, job folder, manifest hash and the chunk table (start, count, key, proc), so that
 ``status``/``wait``/``history``/``where``/``resubmit`` know the run without flags. Reading the
-state of a run is :mod:`condorkit.monitor`'s job.
+state of a run is :mod:`condorkit.condor.monitor`'s job.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .chunking import Chunk
-from .errors import CondorError, UsageError
-from .job import STATE_DIR, Job
-from .quoting import parse_submit_args
-from .wrappers import ckjob
+from condorkit.condor.quoting import parse_submit_args
+from condorkit.errors import CondorError, UsageError
+from condorkit.model.chunking import Chunk
+from condorkit.model.job import STATE_DIR, Job
+from condorkit.wrappers import ckjob
 
 RUN_FORMAT = "condorkit-run/1"
 RUNS_DIR = "runs"
@@ -298,7 +298,7 @@ class SubmitReport:
 
 def chunks_to_run(job: Job, missing_only: bool = True) -> tuple[list[Chunk], list[Chunk]]:
     """Split the job's chunks into (to run, already holding valid results)."""
-    from .local import valid_result
+    from condorkit.local.run import valid_result
 
     todo, valid = [], []
     for task in job.tasks():
@@ -328,7 +328,7 @@ def submit_run(job: Job, chunks: Sequence[Chunk] | None = None, *, spool: bool =
     ``spool`` the input files are spooled to the schedd (for a schedd that cannot see the job
     folder); the outputs come back with :func:`retrieve`.
     """
-    from .render import render_submit
+    from condorkit.condor.render import render_submit
 
     htcondor = _htcondor()
     chosen = list(job.chunks if chunks is None else chunks)
@@ -431,7 +431,7 @@ def adopt_run(job_dir: Path, config: Any, cluster: int,
     The jobs' ``CondorkitStart``/``CondorkitCount`` attributes (set by the submit template) give
     the chunk table; the job folder's manifest and options give each chunk's key.
     """
-    from .job import prepare
+    from condorkit.model.job import prepare
 
     job_dir = job_dir.resolve()
     schedd, info = locate_schedd(schedd_name)

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
-from .errors import BundleError
+from condorkit import __version__
+from condorkit.errors import BundleError
 
 BUNDLE_FORMAT = "condorkit-bundle/1"
 MANIFEST_NAME = "condorkit-bundle.txt"

@@ -5,7 +5,7 @@ and error tables written here (every value HTML-escaped), the data as escaped JS
 ``<script type="application/json" id="ck-data">``, and the packaged footer fragment
 (``scatter_foot.html``), whose script draws the data with Google Charts' current loader or, when
 that cannot load, as inline SVG. Also the axis helper the data is built with.
-``condorkit.aggregate`` builds the data and calls :func:`render_page`.
+``condorkit.report.aggregate`` builds the data and calls :func:`render_page`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .aggregate import AggregateReport
+    from condorkit.report.aggregate import AggregateReport
 
 INVALID_SHOWN = 100
 

@@ -9,11 +9,12 @@ is skipped, so a second run resumes.
 Scheduling (:func:`run`): one shared queue of pending row spans (pending -> running -> done |
 failed). An idle worker takes the next span; with ``granularity="auto"`` it may take a part of a
 chunk (to balance the tail) or several small adjacent chunks (when start-up would dominate), see
-:mod:`condorkit.pieces` and :func:`plan_piece`. A failed attempt (non-zero exit, killed, invalid
-output) is retried with exponential backoff up to ``retries`` times, then its chunk is recorded
-failed with the reason and the run goes on. When nothing is pending and a worker is idle, the
-longest-running piece that is overdue gets a second copy; the first valid result wins and the
-other copy's process group is killed. SIGINT/SIGTERM kill every process group and raise
+:mod:`condorkit.local.pieces` and :func:`plan_piece`. A failed attempt (non-zero exit,
+killed, invalid output) is retried with exponential backoff up to ``retries`` times, then its
+chunk is recorded failed with the reason and the run goes on. When nothing is pending and a
+worker is idle, the longest-running piece that is overdue gets a second copy; the first valid
+result wins and the other copy's process group is killed. SIGINT/SIGTERM kill every process
+group and raise
 :class:`~condorkit.errors.Interrupted`; finished work stays and the next run resumes.
 ``dispatch="random"`` pre-assigns whole chunks to workers at random instead (for comparison).
 Every attempt is one line of a tab-separated joblog. Library code only: prints nothing.
@@ -36,10 +37,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Interrupted, UsageError
-from .job import STATE_DIR, ChunkTask, Job
-from .pieces import leftover_parts, read_valid
-from .scheduler import ChunkState, RunProgress, Scheduler, Span, killpg, place, scratch_root
+from condorkit.errors import Interrupted, UsageError
+from condorkit.local.pieces import leftover_parts, read_valid
+from condorkit.local.scheduler import (
+    ChunkState,
+    RunProgress,
+    Scheduler,
+    Span,
+    killpg,
+    place,
+    scratch_root,
+)
+from condorkit.model.job import STATE_DIR, ChunkTask, Job
 
 __all__ = ["Attempt", "ChunkOutcome", "DryRunResult", "RunProgress", "RunReport", "ScratchSpec",
            "default_workers", "dry_run", "execute", "run", "scratch_root", "task_spec",
@@ -346,8 +355,8 @@ def dry_run(job: Job, index: int = 0) -> DryRunResult:
     rendered submit text for that queue item (not recomputed here), so this checks the submit
     file itself. The scratch folder is kept for inspection.
     """
-    from .render import render_submit
-    from .submit import expand_item, parse_items
+    from condorkit.condor.render import render_submit
+    from condorkit.condor.submit import expand_item, parse_items
 
     text = render_submit(job)
     items = parse_items(text)

@@ -1,7 +1,8 @@
 """Reading the state of a submitted run: from the bindings and the job event log only.
 
-Owns status, wait, history and host histogram of a run recorded by :mod:`condorkit.submit`. The
-state of each chunk comes from three sources, never from ``condor_q`` text:
+Owns status, wait, history and host histogram of a run recorded by
+:mod:`condorkit.condor.submit`. The state of each chunk comes from three sources, never from
+``condor_q`` text:
 
 * ``Schedd.query`` for jobs still in the queue (idle, running, held, completed-but-spooled);
 * ``Schedd.history`` for jobs that left it (exit code, host, run time, remove reason);
@@ -23,8 +24,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CondorError
-from .submit import CONFIG_HINT, ChunkEntry, RunRecord, _htcondor, connect, remove, retrieve
+from condorkit.condor.submit import (
+    CONFIG_HINT,
+    ChunkEntry,
+    RunRecord,
+    _htcondor,
+    connect,
+    remove,
+    retrieve,
+)
+from condorkit.errors import CondorError
 
 #: Chunk states, in display order. ``completed``: exited 0 in a spooled run, outputs not yet
 #: retrieved. ``held`` and ``failed`` are bad end states, ``done`` the good one.
@@ -236,8 +245,8 @@ class RunWatcher:
 
     def result_problem(self, entry: ChunkEntry) -> str:
         """Empty when the chunk's results file is valid (cached by mtime and size)."""
-        from .job import ChunkTask
-        from .local import valid_result
+        from condorkit.local.run import valid_result
+        from condorkit.model.job import ChunkTask
 
         path = self.record.result_path(entry)
         rel = path.relative_to(self.record.job_dir)
@@ -499,7 +508,7 @@ def queued_chunks(job_dir: Path, schedd_name: str | None = None) -> dict[int, st
     """
     import json
 
-    from .submit import locate_schedd
+    from condorkit.condor.submit import locate_schedd
 
     schedd, _ = locate_schedd(schedd_name)
     folder = json.dumps(str(job_dir.resolve()))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import QuotingError
+from condorkit.errors import QuotingError
 
 _LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\u0085\u2028\u2029]")
 _WS = " \t"

@@ -1,9 +1,10 @@
 """Rendering the HTCondor submit file from Jinja templates.
 
 Owns the Jinja environment (StrictUndefined; templates from ``JOB/templates/`` first, then the
-packaged ``condorkit.templates``) and the mapping from a prepared :class:`~condorkit.job.Job` to
-template values. Every value is validated or quoted by :mod:`condorkit.quoting` before it reaches
-a template, so nothing from a path, an option or the manifest can change the file's meaning.
+packaged ``condorkit.templates``) and the mapping from a prepared
+:class:`~condorkit.model.job.Job` to template values. Every value is validated or quoted by
+:mod:`condorkit.condor.quoting` before it reaches a template, so nothing from a path, an option or
+the manifest can change the file's meaning.
 Manifest values never reach the submit file at all: rows travel in per-chunk rows files.
 """
 
@@ -14,15 +15,15 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__
-from .errors import RenderError
-from .job import START_MACRO, Job, results_name
-from .quoting import (
+from condorkit import __version__
+from condorkit.condor.quoting import (
     submit_args,
     submit_expr,
     submit_file_list,
     submit_value,
 )
+from condorkit.errors import RenderError
+from condorkit.model.job import START_MACRO, Job, results_name
 
 KEEP = ("start",)
 

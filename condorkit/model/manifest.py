@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, ManifestError
+from condorkit.errors import ConfigError, ManifestError
 
 _TYPES = ("str", "int", "url")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .chunking import Chunk
-from .job import CHUNK_DIR, STATE_DIR, Job, results_name, rows_name
-from .wrappers import ckjob
+from condorkit.model.chunking import Chunk
+from condorkit.model.job import CHUNK_DIR, STATE_DIR, Job, results_name, rows_name
+from condorkit.wrappers import ckjob
 
 PARTS_DIR = "parts"
 PIECE_FORMAT = "condorkit-piece/1"

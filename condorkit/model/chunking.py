@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import UsageError
+from condorkit.errors import UsageError
 
 
 @dataclass(frozen=True, order=True)

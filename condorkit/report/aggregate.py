@@ -1,7 +1,7 @@
 """Aggregating results files into one coverage report and the chart page ``scatter.html``.
 
 Owns counting (which rows have a value, an error, a duplicate, or nothing) and building the
-chart's data (points, or binned counts above the density threshold); :mod:`condorkit.chart`
+chart's data (points, or binned counts above the density threshold); :mod:`condorkit.report.chart`
 turns that into the page.
 
 Rules:
@@ -9,7 +9,7 @@ Rules:
   highest row seen);
 - a row seen twice (a retry, a speculative copy) counts once; a value beats an error (a retry
   that worked); between two values the first one read wins and a disagreement is recorded;
-- an invalid file (see :mod:`condorkit.results`) counts none of its rows;
+- an invalid file (see :mod:`condorkit.model.results`) counts none of its rows;
 - files are read in the order given (folders expand to their ``results-N.json`` in order of N).
 
 Memory: files are read one at a time; per row the collector keeps one flag byte and two doubles
@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from condorkit.errors import ResultsError
+from condorkit.model.results import ResultsFile, find_results, load_results
+from condorkit.report.chart import nice_axis, render_page
 from condorkit.wrappers import ckjob
-
-from .chart import nice_axis, render_page
-from .errors import ResultsError
-from .results import ResultsFile, find_results, load_results
 
 ERROR_SAMPLE = 100
 CONFLICT_SAMPLE = 100

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .manifest import Columns
+from condorkit.errors import ConfigError
+from condorkit.model.manifest import Columns
 
 PROJECT_FILE = "condorkit.toml"
 ENV_PREFIX = "CONDORKIT_"

@@ -1,6 +1,7 @@
 """Task graphs in paexec's ``-g`` format, and running them on the local cores.
 
-Owns the graph format, its checks, the local graph runner and the paexec-style output.
+Owns the graph format, its checks, task results and the paexec-style output; the local runner
+is :mod:`condorkit.local.graph`, the pool side :mod:`condorkit.condor.dag`.
 
 Format (paexec ``-g``): one line per task or dependency; ``A B`` means B depends on A (A must
 succeed before B starts), a lone ``A`` is a task with no dependencies. Fields are separated by
@@ -25,15 +26,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import GraphError, UsageError
+from condorkit.errors import GraphError, UsageError
 
 SUCCESS = "success"
 FAILURE = "failure"
@@ -271,9 +268,6 @@ def reorder(lines: Iterable[str], node: bool = False, keep_number: bool = False,
     return [line for n in sorted(groups) for line in groups[n]]
 
 
-# ----------------------------------------------------------------------------- local runner
-
-
 def check_command(command: Sequence[str]) -> tuple[str, ...]:
     """The command as given, after checking its program exists (a clear error up front)."""
     if not command:
@@ -287,74 +281,3 @@ def check_command(command: Sequence[str]) -> tuple[str, ...]:
     elif shutil.which(prog) is None:
         raise UsageError(f"command {prog!r} is not on PATH", "give its path")
     return tuple(command)
-
-
-def _run_task(command: tuple[str, ...], task: str, stdin: bool, cwd: Path | None,
-              timeout: float | None) -> tuple[int, str, str, float, float]:
-    argv = list(command) if stdin else [*command, task]
-    started = time.time()
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(argv, cwd=cwd, input=(task + "\n").encode() if stdin else None,
-                              stdin=None if stdin else subprocess.DEVNULL,
-                              capture_output=True, timeout=timeout, check=False)
-        code, out, err = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        code, out = 124, exc.stdout or b""
-        err = (exc.stderr or b"") + f"condorkit: task timed out after {timeout}s\n".encode()
-    except OSError as exc:
-        code, out, err = 127, b"", f"condorkit: cannot run {argv[0]}: {exc}\n".encode()
-    return (code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), started,
-            time.perf_counter() - t0)
-
-
-def run_graph(graph: TaskGraph, command: Sequence[str], workers: int = 1, stdin: bool = False,
-              cwd: Path | None = None, timeout: float | None = None,
-              on_result: Callable[[TaskResult], None] | None = None) -> GraphReport:
-    """Run every task on ``workers`` local processes as soon as its dependencies succeeded."""
-    if workers < 1:
-        raise UsageError(f"workers must be at least 1, got {workers}", "e.g. -j 2")
-    cmd = check_command(command)
-    host = socket.gethostname()
-    t0 = time.perf_counter()
-    waiting = {t: len(graph.parents(t)) for t in graph.tasks}
-    ready = [t for t in graph.tasks if waiting[t] == 0]
-    done: set[str] = set()
-    results: list[TaskResult] = []
-    free = list(range(workers))
-    running: dict[Future[tuple[int, str, str, float, float]], tuple[str, int]] = {}
-
-    def emit(r: TaskResult) -> None:
-        results.append(r)
-        if on_result:
-            on_result(r)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while ready or running:
-            ready.sort(key=graph.number, reverse=True)
-            while ready and free:
-                task, slot = ready.pop(), free.pop(0)
-                running[pool.submit(_run_task, cmd, task, stdin, cwd, timeout)] = (task, slot)
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in sorted(finished, key=lambda f: graph.number(running[f][0])):
-                task, slot = running.pop(fut)
-                free.append(slot)
-                free.sort()
-                code, out, err, started, dur = fut.result()
-                done.add(task)
-                if code == 0:
-                    emit(TaskResult(task, graph.number(task), SUCCESS, str(slot), host, code,
-                                    out, err, started, dur))
-                    for c in graph.children(task):
-                        waiting[c] -= 1
-                        if waiting[c] == 0:
-                            ready.append(c)
-                    continue
-                down = graph.dependents(task, exclude=done)
-                done.update(down)
-                emit(TaskResult(task, graph.number(task), FAILURE, str(slot), host, code, out,
-                                err, started, dur, down))
-                for d in down:
-                    emit(TaskResult(d, graph.number(d), SKIPPED, cause=task))
-    return GraphReport(graph.source, "local", tuple(results), (), time.perf_counter() - t0,
-                       workers)

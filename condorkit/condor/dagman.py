@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .errors import CondorError
+from condorkit.errors import CondorError
 
 NODE_STATUS = {0: "not_ready", 1: "ready", 2: "prerun", 3: "submitted", 4: "postrun",
                5: "done", 6: "error", 7: "futile"}

@@ -3,9 +3,9 @@
 Owns rendering DAG files and their node submit files from the Jinja templates
 (``job.dag.j2``, ``dag-chunk.sub.j2``, ``dag-aggregate.sub.j2``, ``graph.dag.j2``,
 ``graph-task.sub.j2``; ``JOB/templates/`` overrides them), building the FINAL node's aggregator,
-and turning a finished pool graph run (read with :mod:`condorkit.dagman`) into the same
-:class:`~condorkit.graph.GraphReport` as a local run. Every value reaches a template through
-:mod:`condorkit.quoting`. Library code only: prints nothing.
+and turning a finished pool graph run (read with :mod:`condorkit.condor.dagman`) into the same
+:class:`~condorkit.model.graph.GraphReport` as a local run. Every value reaches a template through
+:mod:`condorkit.condor.quoting`. Library code only: prints nothing.
 
 Decisions (see docs/dag.md):
 - The FINAL node aggregates on a worker: ``.condorkit/ckaggregate.pyz`` is a zipapp of condorkit's
@@ -14,7 +14,7 @@ Decisions (see docs/dag.md):
   report. Nothing needs condorkit installed on the pool, and no local or scheduler universe
   job runs condorkit on the schedd's machine. It exits 1 when rows are missing, and since a FINAL
   node decides the DAG's status, the DAG then fails and a rescue DAG is written.
-- Submission is ``condor_submit_dag`` on the submit machine (see :mod:`condorkit.dagman`):
+- Submission is ``condor_submit_dag`` on the submit machine (see :mod:`condorkit.condor.dagman`):
   DAGMan runs there as a scheduler-universe job, so its own tools find its configuration. The
   host bindings' ``Submit.from_dag`` would need per-installation fix-ups instead.
 """
@@ -34,12 +34,9 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__
-from .dagman import read_node_log, read_node_status
-from .errors import GraphError, RenderError, UsageError
-from .graph import FAILURE, SKIPPED, SUCCESS, GraphReport, TaskGraph, TaskResult, check_command
-from .job import STATE_DIR, Job
-from .quoting import (
+from condorkit import __version__
+from condorkit.condor.dagman import read_node_log, read_node_status
+from condorkit.condor.quoting import (
     dag_name,
     dag_path,
     dag_vars_value,
@@ -48,8 +45,19 @@ from .quoting import (
     submit_file_list,
     submit_value,
 )
-from .render import environment, submit_values
-from .wrappers import ckjob
+from condorkit.condor.render import environment, submit_values
+from condorkit.errors import GraphError, RenderError, UsageError
+from condorkit.model.graph import (
+    FAILURE,
+    SKIPPED,
+    SUCCESS,
+    GraphReport,
+    TaskGraph,
+    TaskResult,
+    check_command,
+)
+from condorkit.model.job import STATE_DIR, Job
+from condorkit.wrappers import ckjob
 
 JOB_DAG = "condorkit.dag"
 AGGREGATOR = "ckaggregate.pyz"
@@ -139,7 +147,7 @@ def main():
             raise RuntimeError("needs Python 3.10 or newer, this worker has %d.%d"
                                % sys.version_info[:2])
         from pathlib import Path
-        from condorkit.aggregate import aggregate
+        from condorkit.report.aggregate import aggregate
         rep = aggregate([a.results], expected_rows=a.expected, out_html=Path(a.output),
                         workers=1)
         doc = rep.to_dict()
@@ -162,18 +170,25 @@ sys.exit(main())
 '''
 
 
+# The FINAL node's zipapp carries the standard-library-only modules aggregation imports.
+_AGG_PACKAGES = (("condorkit", "condorkit/", ("__init__.py", "errors.py")),
+                 ("condorkit.model", "condorkit/model/", ("__init__.py", "results.py",
+                                                          "layout.py", "validity.py")),
+                 ("condorkit.report", "condorkit/report/", ("__init__.py", "aggregate.py",
+                                                            "chart.py")),
+                 ("condorkit.wrappers", "condorkit/wrappers/", ("__init__.py", "ckjob.py")))
+
+
 def _package_members() -> list[tuple[str, bytes]]:
     members: list[tuple[str, bytes]] = [("__main__.py", _AGG_MAIN.encode())]
-    for pkg, prefix, pick in (("condorkit", "condorkit/", lambda n: n.endswith(".py")),
-                              ("condorkit.wrappers", "condorkit/wrappers/",
-                               lambda n: n in ("__init__.py", "ckjob.py")),
-                              ("condorkit.html", "condorkit/html/",
-                               lambda n: n.endswith((".py", ".html", ".js", ".css")))):
+    for pkg, prefix, names in _AGG_PACKAGES:
         for item in resources.files(pkg).iterdir():
-            if item.is_file() and pick(item.name):
+            if item.is_file() and item.name in names:
                 members.append((prefix + item.name, item.read_bytes()))
-    if not any(n == "condorkit/html/__init__.py" for n, _ in members):
-        members.append(("condorkit/html/__init__.py", b""))
+    for item in resources.files("condorkit.html").iterdir():
+        if item.is_file() and item.name.endswith((".html", ".js", ".css")):
+            members.append(("condorkit/html/" + item.name, item.read_bytes()))
+    members.append(("condorkit/html/__init__.py", b""))
     return sorted(members)
 
 
@@ -325,7 +340,7 @@ def _read(path: Path) -> str:
 
 def collect_graph(out_dir: Path) -> GraphReport:
     """A pool graph run's outcome from its folder, as the local runner reports it."""
-    from .graph import parse_graph
+    from condorkit.model.graph import parse_graph
 
     out_dir = Path(out_dir)
     try:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .chunking import Chunk, iter_chunks
-from .config import JobConfig
-from .errors import ConfigError
-from .manifest import ManifestInfo, Tally, iter_rows, scan
-from .wrappers import ckjob
+from condorkit.errors import ConfigError
+from condorkit.model.chunking import Chunk, iter_chunks
+from condorkit.model.config import JobConfig
+from condorkit.model.manifest import ManifestInfo, Tally, iter_rows, scan
+from condorkit.wrappers import ckjob
 
 STATE_DIR = ".condorkit"
 CHUNK_DIR = "chunks"
@@ -132,7 +132,7 @@ def _bundle_path(job_dir: Path, config: JobConfig, must_exist: bool) -> Path | N
     if not config.bundle:
         return None
     if config.bundle == AUTO_BUNDLE:
-        from .bundle import expected_bundle
+        from condorkit.model.bundle import expected_bundle
 
         req = job_dir / REQUIREMENTS
         if not req.is_file():

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .job import STATE_DIR, Job
-from .pieces import (
+from condorkit.local.pieces import (
     Piece,
     assemble,
     install,
@@ -39,6 +38,7 @@ from .pieces import (
     write_chunk_results,
     write_piece_rows,
 )
+from condorkit.model.job import STATE_DIR, Job
 
 JOBLOG_HEADER = ("Seq", "Chunk", "Rows", "Attempt", "Host", "Starttime", "JobRuntime", "Exitval",
                  "Signal", "Outcome", "Note")

@@ -19,8 +19,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import CondorkitError, ResultsError, RunFailed, UsageError
+from condorkit import __version__
+from condorkit.errors import CondorkitError, ResultsError, RunFailed, UsageError
 
 # ----------------------------------------------------------------------------- output helpers
 
@@ -98,7 +98,7 @@ def _job_dir(args: argparse.Namespace) -> Path:
 
 
 def _config(args: argparse.Namespace, **cli: Any) -> Any:
-    from .config import load_config
+    from condorkit.model.config import load_config
 
     opts = {k: getattr(args, k, None) for k in (
         "manifest", "program", "chunk", "max_rows", "bundle", "request_cpus", "request_memory",
@@ -111,7 +111,7 @@ def _config(args: argparse.Namespace, **cli: Any) -> Any:
 
 
 def _prepare(args: argparse.Namespace, write: bool = True, **cli: Any) -> Any:
-    from .job import prepare
+    from condorkit.model.job import prepare
 
     return prepare(_job_dir(args), _config(args, **cli), write=write)
 
@@ -137,7 +137,7 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_mksubmit(args: argparse.Namespace) -> int:
-    from .render import render_submit
+    from condorkit.condor.render import render_submit
 
     job = _prepare(args, chunk=args.chunk, max_rows=args.max)
     text = render_submit(job)
@@ -148,7 +148,7 @@ def cmd_mksubmit(args: argparse.Namespace) -> int:
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
-    from .local import dry_run
+    from condorkit.local.run import dry_run
 
     job = _prepare(args, chunk=args.chunk, max_rows=args.max)
     res = dry_run(job, args.index)
@@ -172,8 +172,8 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .errors import Interrupted
-    from .local import RunProgress, RunReport, default_workers, run
+    from condorkit.errors import Interrupted
+    from condorkit.local.run import RunProgress, RunReport, default_workers, run
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j needs at least 1 worker, got {args.jobs}", "e.g. -j 2")
@@ -227,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_chunk_size(paths: Sequence[Path]) -> int | None:
     """The chunk size the results were made with: the row count of the file for row 1."""
-    from .results import load_results
+    from condorkit.model.results import load_results
 
     first = [p for p in paths if p.name == "results-1.json"]
     if not first:
@@ -237,10 +237,10 @@ def _run_chunk_size(paths: Sequence[Path]) -> int | None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from .aggregate import aggregate
-    from .errors import ConfigError
-    from .job import prepare
-    from .manifest import scan
+    from condorkit.errors import ConfigError
+    from condorkit.model.job import prepare
+    from condorkit.model.manifest import scan
+    from condorkit.report.aggregate import aggregate
 
     expected = None
     keys = None
@@ -287,7 +287,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import setup_photodemo
+    from condorkit.demo import setup_photodemo
 
     made = setup_photodemo(Path(args.folder), n_images=args.images, seed=args.seed,
                            chunk=args.chunk)
@@ -300,7 +300,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from .bundle import build_bundle
+    from condorkit.model.bundle import build_bundle
 
     job_dir = _job_dir(args)
     req: Path | None = Path(args.requirements or job_dir / "requirements.txt")
@@ -331,7 +331,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def _run_record(args: argparse.Namespace) -> Any:
     """The run to look at: the current one, or ``--cluster N`` (a cluster submitted with
     ``condor_submit`` from this folder is adopted: its run record is written from its job ads)."""
-    from .submit import adopt_run, load_run, runs_dir
+    from condorkit.condor.submit import adopt_run, load_run, runs_dir
 
     cluster = getattr(args, "cluster", None)
     if cluster is not None and not (runs_dir(_job_dir(args)) / f"{cluster}.json").is_file():
@@ -354,7 +354,7 @@ def _report_submit(rep: Any, skipped: int, verb: str, as_json: bool) -> None:
 
 def _refuse_queued(job: Any, todo: Sequence[Any], schedd: str | None) -> None:
     """Never run a chunk twice at once: refuse while a queued job still works on it."""
-    from .monitor import queued_chunks
+    from condorkit.condor.monitor import queued_chunks
 
     queued = queued_chunks(job.dir, schedd)
     clash = [f"{c.start} ({queued[c.start]})" for c in todo if c.start in queued]
@@ -366,7 +366,7 @@ def _refuse_queued(job: Any, todo: Sequence[Any], schedd: str | None) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .submit import chunks_to_run, submit_run
+    from condorkit.condor.submit import chunks_to_run, submit_run
 
     job = _prepare(args, chunk=args.chunk, max_rows=args.max)
     todo, valid = chunks_to_run(job, missing_only=not args.all)
@@ -381,8 +381,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
-    from .monitor import status
-    from .submit import chunks_to_run, remove, submit_run
+    from condorkit.condor.monitor import status
+    from condorkit.condor.submit import chunks_to_run, remove, submit_run
 
     prev = _run_record(args)
     st = status(prev)
@@ -419,7 +419,7 @@ def _render_status(st: Any) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .monitor import status
+    from condorkit.condor.monitor import status
 
     st = status(_run_record(args))
     if args.json:
@@ -430,7 +430,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from .monitor import wait
+    from condorkit.condor.monitor import wait
 
     rec = _run_record(args)
     progress = Progress(rec.rows, f"wait {rec.cluster}", False if args.json else None)
@@ -458,7 +458,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
-    from .monitor import RunWatcher, fetch_outputs
+    from condorkit.condor.monitor import RunWatcher, fetch_outputs
 
     rec = _run_record(args)
     if not rec.spool:
@@ -474,7 +474,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .monitor import history
+    from condorkit.condor.monitor import history
 
     h = history(_run_record(args))
     if args.json:
@@ -491,7 +491,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_where(args: argparse.Namespace) -> int:
-    from .monitor import where
+    from condorkit.condor.monitor import where
 
     w = where(_run_record(args))
     if args.json:
@@ -567,7 +567,7 @@ def _show_dag_status(st: Any, as_json: bool) -> None:
 
 
 def _submit_and_wait(args: argparse.Namespace, dag: Path) -> Any:
-    from .dagman import submit_dag, wait_dag
+    from condorkit.condor.dagman import submit_dag, wait_dag
 
     sub = submit_dag(dag)
     err(f"dag: submitted {dag.name} as DAGMan cluster {sub.cluster}"
@@ -581,12 +581,12 @@ def _submit_and_wait(args: argparse.Namespace, dag: Path) -> Any:
 
 
 def cmd_dag(args: argparse.Namespace) -> int:
-    from .dagman import read_node_status
+    from condorkit.condor.dagman import read_node_status
 
     if args.status:
         _show_dag_status(read_node_status(_job_dir(args) / (args.name + ".status")), args.json)
         return 0
-    from .dag import write_job_dag
+    from condorkit.condor.dag import write_job_dag
 
     job = _prepare(args, chunk=args.chunk, max_rows=args.max)
     files = write_job_dag(job, name=args.name, fresh=args.fresh)
@@ -612,7 +612,7 @@ def cmd_dag(args: argparse.Namespace) -> int:
 
 
 def _print_graph(args: argparse.Namespace, report: Any) -> int:
-    from .graph import format_report
+    from condorkit.model.graph import format_report
 
     if report.backend == "pool":
         sys.stderr.write("".join(r.stderr for r in report.results))
@@ -638,7 +638,8 @@ def _print_graph(args: argparse.Namespace, report: Any) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from .graph import format_result, read_graph, reorder, run_graph
+    from condorkit.local.graph import run_graph
+    from condorkit.model.graph import format_result, read_graph, reorder
 
     if args.reorder_input:
         path = args.reorder_input
@@ -647,7 +648,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         out("".join(line + "\n" for line in lines))
         return 0
     if args.collect:
-        from .dag import collect_graph
+        from condorkit.condor.dag import collect_graph
 
         return _print_graph(args, collect_graph(Path(args.collect)))
     if not args.graph:
@@ -655,7 +656,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     graph = read_graph(args.graph)
     if args.dag:
-        from .dag import collect_graph, write_graph_dag
+        from condorkit.condor.dag import collect_graph, write_graph_dag
 
         files = write_graph_dag(graph, command, Path(args.dag), stdin=args.stdin,
                                 retries=args.retries, inputs=[Path(p) for p in args.inputs],
