@@ -148,7 +148,7 @@ def cmd_mksubmit(args: argparse.Namespace) -> int:
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
-    from condorkit.local.run import dry_run
+    from condorkit.condor.dryrun import dry_run
 
     job = _prepare(args, chunk=args.chunk, max_rows=args.max)
     res = dry_run(job, args.index)

@@ -56,11 +56,11 @@ from condorkit.model.graph import (
     TaskResult,
     check_command,
 )
-from condorkit.model.job import STATE_DIR, Job
+from condorkit.model.job import Job
+from condorkit.model.layout import AGGREGATOR, STATE_DIR, chunk_label
 from condorkit.wrappers import ckjob
 
 JOB_DAG = "condorkit.dag"
-AGGREGATOR = "ckaggregate.pyz"
 FINAL_NODE = "aggregate"
 HTML = "scatter.html"
 REPORT = "aggregate.json"
@@ -210,7 +210,7 @@ def build_aggregator(dest: Path) -> Path:
 
 
 def chunk_node(start: int) -> str:
-    return dag_name(f"chunk-{start}")
+    return dag_name(chunk_label(start))
 
 
 def write_job_dag(job: Job, name: str = JOB_DAG, status_interval: int = 5,

@@ -10,7 +10,7 @@ Owns status, wait, history and host histogram of a run recorded by
   execute hosts, exit codes, hold reasons (also when the schedd forgot a job);
 
 plus the job folder itself: a chunk is ``done`` only when its job exited 0 AND its results file
-is valid for the chunk's rows and key (``ckjob.check_results`` through ``local.valid_result``).
+is valid for the chunk's rows and key (:func:`condorkit.model.results.valid_result`).
 Held and failed chunks carry a one-line reason (hold reason, exit code, missing or invalid output,
 and the wrapper's ``condorkit-wrapper: error: ...`` line from ``logs/chunk-START.err``).
 Library code: returns frozen dataclasses and prints nothing.
@@ -34,6 +34,7 @@ from condorkit.condor.submit import (
     retrieve,
 )
 from condorkit.errors import CondorError
+from condorkit.model.results import valid_result
 
 #: Chunk states, in display order. ``completed``: exited 0 in a spooled run, outputs not yet
 #: retrieved. ``held`` and ``failed`` are bad end states, ``done`` the good one.
@@ -245,9 +246,6 @@ class RunWatcher:
 
     def result_problem(self, entry: ChunkEntry) -> str:
         """Empty when the chunk's results file is valid (cached by mtime and size)."""
-        from condorkit.local.run import valid_result
-        from condorkit.model.job import ChunkTask
-
         path = self.record.result_path(entry)
         rel = path.relative_to(self.record.job_dir)
         try:
@@ -259,8 +257,7 @@ class RunWatcher:
         cached = self._checked.get(path)
         if cached and cached[:2] == (st.st_mtime, st.st_size):
             return cached[2]
-        task = ChunkTask(entry.chunk, entry.key, (), (), path.name, path)
-        problem = valid_result(path, task)
+        problem = valid_result(path, entry.chunk.start, entry.chunk.count, entry.key)
         text = f"invalid output {rel}: {problem}" if problem else ""
         self._checked[path] = (st.st_mtime, st.st_size, text)
         return text

@@ -23,7 +23,8 @@ from condorkit.condor.quoting import (
     submit_value,
 )
 from condorkit.errors import RenderError
-from condorkit.model.job import START_MACRO, Job, results_name
+from condorkit.model.job import Job
+from condorkit.model.layout import START_MACRO, results_name
 
 KEEP = ("start",)
 

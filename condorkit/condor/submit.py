@@ -25,12 +25,12 @@ from typing import Any
 from condorkit.condor.quoting import parse_submit_args
 from condorkit.errors import CondorError, UsageError
 from condorkit.model.chunking import Chunk
-from condorkit.model.job import STATE_DIR, Job
+from condorkit.model.job import Job
+from condorkit.model.layout import current_run, err_name, results_name
+from condorkit.model.layout import runs_dir as _runs_dir
 from condorkit.wrappers import ckjob
 
 RUN_FORMAT = "condorkit-run/1"
-RUNS_DIR = "runs"
-CURRENT_RUN = "current-run.json"
 CONFIG_HINT = ("check that CONDOR_CONFIG names your pool's configuration (COLLECTOR_HOST) and "
                "that the collector and schedd are running")
 
@@ -213,10 +213,10 @@ class RunRecord:
         return sum(c.count for c in self.chunks)
 
     def result_path(self, entry: ChunkEntry) -> Path:
-        return self.job_dir / self.results_dir / f"results-{entry.start}.json"
+        return self.job_dir / self.results_dir / results_name(entry.start)
 
     def err_path(self, entry: ChunkEntry) -> Path:
-        return self.job_dir / self.log_dir / f"chunk-{entry.start}.err"
+        return self.job_dir / self.log_dir / err_name(entry.start)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -249,7 +249,7 @@ class RunRecord:
 
 
 def runs_dir(job_dir: Path) -> Path:
-    return job_dir / STATE_DIR / RUNS_DIR
+    return _runs_dir(job_dir)
 
 
 def write_run_record(record: RunRecord) -> Path:
@@ -259,13 +259,13 @@ def write_run_record(record: RunRecord) -> Path:
     data = json.dumps(record.to_dict(), indent=1, sort_keys=True).encode() + b"\n"
     path = folder / f"{record.cluster}.json"
     ckjob.atomic_write_bytes(str(path), data)
-    ckjob.atomic_write_bytes(str(record.job_dir / STATE_DIR / CURRENT_RUN), data)
+    ckjob.atomic_write_bytes(str(current_run(record.job_dir)), data)
     return path
 
 
 def load_run(job_dir: Path, cluster: int | None = None) -> RunRecord:
     """The job folder's current run, or the run of ``cluster``."""
-    path = (job_dir / STATE_DIR / CURRENT_RUN if cluster is None
+    path = (current_run(job_dir) if cluster is None
             else runs_dir(job_dir) / f"{cluster}.json")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -298,11 +298,10 @@ class SubmitReport:
 
 def chunks_to_run(job: Job, missing_only: bool = True) -> tuple[list[Chunk], list[Chunk]]:
     """Split the job's chunks into (to run, already holding valid results)."""
-    from condorkit.local.run import valid_result
 
     todo, valid = [], []
     for task in job.tasks():
-        if missing_only and valid_result(task.result_path, task) is None:
+        if missing_only and task.valid() is None:
             valid.append(task.chunk)
         else:
             todo.append(task.chunk)

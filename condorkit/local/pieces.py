@@ -25,19 +25,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from condorkit.model.chunking import Chunk
-from condorkit.model.job import CHUNK_DIR, STATE_DIR, Job, results_name, rows_name
+from condorkit.model.job import Job
+from condorkit.model.layout import (
+    PART_NAME,
+    chunk_dir,
+    chunk_label,
+    part_name,
+    results_name,
+    rows_name,
+)
+from condorkit.model.layout import parts_dir as _parts_dir
+from condorkit.model.results import read_valid
 from condorkit.wrappers import ckjob
 
-PARTS_DIR = "parts"
 PIECE_FORMAT = "condorkit-piece/1"
-_PART_NAME = re.compile(r"^results-(\d+)-(\d+)\.json$")
 # metadata fields every results document has; anything else a program adds is "extra"
 _STANDARD = {"format", "start", "count", "key", "program", "host", "python", "started",
              "elapsed_s", "rows_per_s", "errors", "records", "digest"}
@@ -59,7 +66,7 @@ class Piece:
 
     @property
     def label(self) -> str:
-        return f"chunk-{self.start}" if self.whole else f"piece-{self.start}-{self.count}"
+        return chunk_label(self.start) if self.whole else f"piece-{self.start}-{self.count}"
 
     @property
     def rows_file(self) -> str:
@@ -97,7 +104,7 @@ def make_piece(job: Job, start: int, count: int) -> Piece:
 
 
 def rows_path(job: Job, chunk: Chunk) -> Path:
-    return job.dir / CHUNK_DIR / rows_name(chunk.start)
+    return chunk_dir(job.dir) / rows_name(chunk.start)
 
 
 def write_piece_rows(job: Job, piece: Piece, dest: Path) -> Path:
@@ -119,29 +126,11 @@ def write_piece_rows(job: Job, piece: Piece, dest: Path) -> Path:
 
 
 def parts_dir(job: Job) -> Path:
-    return job.dir / STATE_DIR / PARTS_DIR
+    return _parts_dir(job.dir)
 
 
 def part_path(job: Job, piece: Piece) -> Path:
-    return parts_dir(job) / f"results-{piece.start}-{piece.count}.json"
-
-
-def read_valid(path: Path, start: int, count: int, key: str) -> tuple[dict[str, Any] | None, str]:
-    """(document, "") when ``path`` holds valid results for these rows and key, else (None, why)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        return None, "no results file"
-    except (OSError, ValueError) as exc:
-        return None, f"unreadable results file: {exc}"
-    try:
-        problems = ckjob.check_results(doc, start, count, key)
-    except ValueError as exc:  # NaN/Infinity: no digest can be computed
-        problems = [f"not canonical JSON: {exc}"]
-    if problems:
-        return None, "; ".join(problems)
-    return doc, ""
+    return parts_dir(job) / part_name(piece.start, piece.count)
 
 
 def leftover_parts(job: Job, todo: Iterable[int], done: Iterable[int]
@@ -157,7 +146,7 @@ def leftover_parts(job: Job, todo: Iterable[int], done: Iterable[int]
     wanted, finished = set(todo), set(done)
     found: list[tuple[Piece, dict[str, Any]]] = []
     for path in sorted(folder.iterdir()):
-        m = _PART_NAME.match(path.name)
+        m = PART_NAME.match(path.name)
         if not m:
             if path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)

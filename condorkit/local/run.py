@@ -27,9 +27,7 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,50 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from condorkit.errors import Interrupted, UsageError
-from condorkit.local.pieces import leftover_parts, read_valid
+from condorkit.local.pieces import leftover_parts
 from condorkit.local.scheduler import (
     ChunkState,
     RunProgress,
     Scheduler,
     Span,
     killpg,
-    place,
-    scratch_root,
 )
-from condorkit.model.job import STATE_DIR, ChunkTask, Job
+from condorkit.model.job import Job
+from condorkit.model.layout import JOBLOG, run_lock, scratch_root
 
-__all__ = ["Attempt", "ChunkOutcome", "DryRunResult", "RunProgress", "RunReport", "ScratchSpec",
-           "default_workers", "dry_run", "execute", "run", "scratch_root", "task_spec",
-           "valid_result"]
-
-
-@dataclass(frozen=True)
-class ScratchSpec:
-    """One execution: the executable, its arguments, the files to place, the files expected."""
-
-    executable: Path
-    arguments: tuple[str, ...]
-    inputs: tuple[Path, ...]
-    outputs: tuple[str, ...]
-    label: str
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one execution in a scratch folder did."""
-
-    label: str
-    host: str
-    start: float
-    duration: float
-    exit_code: int
-    scratch: Path
-    missing_outputs: tuple[str, ...]
-    stderr_tail: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.missing_outputs
+__all__ = ["ChunkOutcome", "RunProgress", "RunReport", "default_workers", "run"]
 
 
 @dataclass(frozen=True)
@@ -137,56 +103,12 @@ class RunReport:
         return d
 
 
-# what HTCondor's starter sets to the slot's cpus (STARTER_NUM_THREADS_ENV_VARS)
-THREAD_VARS = ("CUBACORES", "GOMAXPROCS", "JULIA_NUM_THREADS", "MKL_NUM_THREADS",
-               "NUMEXPR_NUM_THREADS", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT",
-               "OPENBLAS_NUM_THREADS", "PYTHON_CPU_COUNT", "ROOT_MAX_THREADS",
-               "TF_LOOP_PARALLEL_ITERATIONS", "TF_NUM_THREADS")
-
-
 def default_workers() -> int:
     """All the cores this process may run on (its CPU affinity), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def valid_result(path: Path, task: ChunkTask) -> str | None:
-    """None when ``path`` holds valid results for exactly this task's rows and key."""
-    _, why = read_valid(path, task.chunk.start, task.chunk.count, task.key)
-    return why or None
-
-
-def execute(spec: ScratchSpec, root: Path, env: dict[str, str] | None = None,
-            keep: bool = False, timeout: float | None = None) -> Attempt:
-    """Run ``spec`` in a fresh scratch folder under ``root`` and report what happened."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"{spec.label}-", dir=root))
-    for p in spec.inputs:
-        place(p, scratch / p.name)
-    exe = scratch / spec.executable.name
-    shutil.copy2(spec.executable, exe)
-    os.chmod(exe, 0o755)
-    t_wall = time.time()
-    t0 = time.perf_counter()
-    with open(scratch / "_condor_stdout", "wb") as out, \
-            open(scratch / "_condor_stderr", "wb") as err:
-        try:
-            proc = subprocess.run([str(exe), *spec.arguments], cwd=scratch, stdout=out,
-                                  stderr=err, stdin=subprocess.DEVNULL, env=env, timeout=timeout)
-            code = proc.returncode
-        except subprocess.TimeoutExpired:
-            code = 124
-    duration = time.perf_counter() - t0
-    missing = tuple(o for o in spec.outputs if not (scratch / o).is_file())
-    tail = (scratch / "_condor_stderr").read_bytes()[-2000:].decode("utf-8", "replace")
-    return Attempt(spec.label, socket.gethostname(), t_wall, duration,
-                   code, scratch, missing, tail)
-
-
-def task_spec(job: Job, task: ChunkTask) -> ScratchSpec:
-    return ScratchSpec(job.wrapper, task.arguments, task.inputs,
-                       (task.output, *job.outputs(task.chunk.start)), f"chunk-{task.chunk.start}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -211,7 +133,7 @@ def _resolve_python(python: str, cwd: str) -> str | None:
 
 
 def _lock(job: Job) -> int:
-    fd = os.open(job.dir / STATE_DIR / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(run_lock(job.dir), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -244,12 +166,10 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
                          "dispatch: balanced or random; granularity: auto or chunk")
     workers = workers or job.config.workers or default_workers()
     retries = job.config.local_retries if retries is None else retries
-    joblog = joblog or job.log_dir / "joblog.tsv"
+    joblog = joblog or job.log_dir / JOBLOG
     joblog.parent.mkdir(parents=True, exist_ok=True)
     job.results_dir.mkdir(parents=True, exist_ok=True)
     base_env = dict(os.environ if env is None else env)
-    for var in THREAD_VARS:  # as HTCondor's starter does, unless the environment says otherwise
-        base_env.setdefault(var, str(job.config.request_cpus))
     if "CONDORKIT_PYTHON" not in base_env and job.bundle is None:
         real = _resolve_python(job.config.python, str(job.dir))
         if real:
@@ -267,7 +187,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         for task in job.tasks():
             if only is not None and task.chunk.start not in only:
                 continue
-            if valid_result(task.result_path, task) is None:
+            if task.valid() is None:
                 skipped.append(task.chunk.index)
             else:
                 r.chunks[task.chunk.index] = ChunkState()
@@ -324,57 +244,3 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         exc.report = report  # type: ignore[attr-defined]
         raise exc
     return report
-
-
-@dataclass(frozen=True)
-class DryRunResult:
-    """One chunk run as a worker would, from the expanded submit text."""
-
-    index: int
-    start: int
-    count: int
-    scratch: Path
-    executable: str
-    arguments: tuple[str, ...]
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    missing_outputs: tuple[str, ...]
-    exit_code: int
-    duration: float
-    stderr_tail: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.missing_outputs
-
-
-def dry_run(job: Job, index: int = 0) -> DryRunResult:
-    """Run chunk ``index`` in a fresh scratch folder exactly as the rendered submit file says.
-
-    The executable, arguments and transferred files come from HTCondor's own expansion of the
-    rendered submit text for that queue item (not recomputed here), so this checks the submit
-    file itself. The scratch folder is kept for inspection.
-    """
-    from condorkit.condor.render import render_submit
-    from condorkit.condor.submit import expand_item, parse_items
-
-    text = render_submit(job)
-    items = parse_items(text)
-    if not 0 <= index < len(items):
-        raise UsageError(f"chunk index {index} is out of range (0..{len(items) - 1})",
-                         "pick a chunk index shown by `condorkit mksubmit`")
-    ex = expand_item(text, items[index])
-    base = Path(ex.initialdir or job.dir)
-
-    def resolve(name: str) -> Path:
-        p = Path(name)
-        return p if p.is_absolute() else base / p
-
-    spec = ScratchSpec(resolve(ex.executable), ex.arguments,
-                       tuple(resolve(f) for f in ex.transfer_input_files),
-                       ex.transfer_output_files, f"dry-run-{index}")
-    a = execute(spec, scratch_root(job.dir))
-    chunk = job.chunks[index]
-    return DryRunResult(index, chunk.start, chunk.count, a.scratch, ex.executable, ex.arguments,
-                        ex.transfer_input_files, ex.transfer_output_files, a.missing_outputs,
-                        a.exit_code, a.duration, a.stderr_tail)

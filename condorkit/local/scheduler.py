@@ -19,7 +19,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,24 +37,12 @@ from condorkit.local.pieces import (
     write_chunk_results,
     write_piece_rows,
 )
-from condorkit.model.job import STATE_DIR, Job
+from condorkit.model.job import Job
+from condorkit.model.layout import scratch_root
+from condorkit.model.scratch import STDERR, make_scratch, place, start, worker_env
 
 JOBLOG_HEADER = ("Seq", "Chunk", "Rows", "Attempt", "Host", "Starttime", "JobRuntime", "Exitval",
                  "Signal", "Outcome", "Note")
-
-
-def place(src: Path, dest: Path) -> None:
-    """Put an input file into a scratch folder (hard link, else copy)."""
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
-
-
-def scratch_root(job_dir: Path) -> Path:
-    root = job_dir / STATE_DIR / "scratch"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 @dataclass(frozen=True)
@@ -259,24 +246,14 @@ class Scheduler:
     # -- launching
     def launch(self, piece: Piece, tries: int, slot: int, solo: bool, speculative: bool) -> None:
         job = self.job
-        scratch = Path(tempfile.mkdtemp(prefix=f"{piece.label}-", dir=self.root))
-        for p in (job.program, job.ckjob, *job.extra_inputs, *([job.bundle] if job.bundle else [])):
-            place(p, scratch / p.name)
+        inputs = (job.program, job.ckjob, *job.extra_inputs, *([job.bundle] if job.bundle else []))
+        scratch = make_scratch(self.root, piece.label, job.wrapper, inputs)
         if piece.whole:
             place(rows_path(job, job.chunks[piece.chunks[0]]), scratch / piece.rows_file)
         else:
             write_piece_rows(job, piece, scratch)
-        exe = scratch / job.wrapper.name
-        shutil.copy2(job.wrapper, exe)
-        os.chmod(exe, 0o755)
-        # as HTCondor's starter does: scratch folder and temporary files in it
-        env = dict(self.env, _CONDOR_SCRATCH_DIR=str(scratch), TMPDIR=str(scratch),
-                   TMP=str(scratch), TEMP=str(scratch))
-        with open(scratch / "_condor_stdout", "wb") as out, \
-                open(scratch / "_condor_stderr", "wb") as err:
-            proc = subprocess.Popen([str(exe), *job.arguments(piece.start)], cwd=scratch,
-                                    stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)
+        proc = start(scratch, job.wrapper.name, job.arguments(piece.start),
+                     worker_env(self.env, job.config.request_cpus))
         self.seq += 1
         copy = _Copy(piece, tries, slot, self.seq, proc, scratch, time.perf_counter(), time.time(),
                      speculative, solo)
@@ -333,7 +310,7 @@ class Scheduler:
         killpg(copy.proc.pid, signal.SIGKILL)  # strays the program left behind
         duration = t_end - copy.t0
         piece, key = copy.piece, (copy.piece.start, copy.piece.count)
-        err_path = copy.scratch / "_condor_stderr"
+        err_path = copy.scratch / STDERR
         try:
             tail = err_path.read_bytes()[-2000:].decode("utf-8", "replace")
             shutil.copyfile(err_path, self.job.log_dir / f"{piece.label}.err")

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from condorkit.errors import ConfigError
+from condorkit.model.layout import PROJECT_FILE
 from condorkit.model.manifest import Columns
 
-PROJECT_FILE = "condorkit.toml"
 ENV_PREFIX = "CONDORKIT_"
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
 #: an extra per-chunk output: a plain file name with ``{start}`` (filled with the chunk's start)

@@ -22,22 +22,10 @@ from pathlib import Path
 from condorkit.errors import ConfigError
 from condorkit.model.chunking import Chunk, iter_chunks
 from condorkit.model.config import JobConfig
+from condorkit.model.layout import CHUNK_DIR, CKJOB, STATE_DIR, WRAPPER, results_name, rows_name
 from condorkit.model.manifest import ManifestInfo, Tally, iter_rows, scan
+from condorkit.model.results import valid_result
 from condorkit.wrappers import ckjob
-
-STATE_DIR = ".condorkit"
-CHUNK_DIR = "chunks"
-WRAPPER = "wrapper.sh"
-CKJOB = "ckjob.py"
-START_MACRO = "$(start)"
-
-
-def rows_name(start: int | str) -> str:
-    return f"rows-{start}.jsonl"
-
-
-def results_name(start: int | str) -> str:
-    return f"results-{start}.json"
 
 
 def file_sha256(path: Path) -> str:
@@ -58,6 +46,10 @@ class ChunkTask:
     arguments: tuple[str, ...]
     output: str
     result_path: Path
+
+    def valid(self) -> str | None:
+        """None when the chunk's results file is valid for its rows and key, else why not."""
+        return valid_result(self.result_path, self.chunk.start, self.chunk.count, self.key)
 
 
 @dataclass(frozen=True)

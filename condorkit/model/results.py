@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from condorkit.errors import ResultsError
+from condorkit.model.layout import RESULTS_NAME, name_start
 from condorkit.wrappers import ckjob
 
 CONDORKIT_FORMAT: str = ckjob.RESULTS_FORMAT
 LEGACY_FORMAT = "photodemo-legacy-fragment"
 
-MAX_ROW = 2**53  # row numbers stay exact in JSON and fit every array type
-_NAME = re.compile(r"^results-(\d+)\.json$")
+MAX_ROW = ckjob.MAX_ROW
 _LEGACY_POINT = re.compile(
     r"^\[\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*,"
     r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\]\s*,?\s*"
@@ -87,16 +87,10 @@ class ResultsFile:
         return self.start + self.count - 1
 
 
-def name_start(path: Path) -> int | None:
-    """The number in a ``results-N.json`` file name, or None for any other name."""
-    m = _NAME.match(path.name)
-    return int(m.group(1)) if m else None
-
-
 def find_results(folder: str | Path) -> list[Path]:
     """The ``results-N.json`` files in ``folder``, in order of N (not of name)."""
     base = Path(folder)
-    found = [p for p in base.iterdir() if _NAME.match(p.name) and p.is_file()]
+    found = [p for p in base.iterdir() if RESULTS_NAME.match(p.name) and p.is_file()]
     return sorted(found, key=lambda p: (name_start(p) or 0, p.name))
 
 
@@ -155,6 +149,32 @@ def load_results(
                           expect_key=expect_key)
 
 
+def read_valid(path: Path, start: int, count: int, key: str
+               ) -> tuple[dict[str, Any] | None, str]:
+    """(document, "") when ``path`` holds valid results for exactly these rows and key, else
+    (None, why). The one validity check of a chunk's results (local resume and scheduling, pool
+    submit and monitoring); the rule itself is ``ckjob.check_results``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        return None, "no results file"
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable results file: {exc}"
+    try:
+        problems = ckjob.check_results(doc, start, count, key)
+    except ValueError as exc:  # NaN/Infinity: no digest can be computed
+        problems = [f"not canonical JSON: {exc}"]
+    if problems:
+        return None, "; ".join(problems)
+    return doc, ""
+
+
+def valid_result(path: Path, start: int, count: int, key: str) -> str | None:
+    """None when ``path`` holds valid results for exactly these rows and key, else why not."""
+    return read_valid(path, start, count, key)[1] or None
+
+
 def check_document(
     path: Path,
     doc: object,
@@ -183,12 +203,6 @@ def check_document(
     recs: tuple[Mapping[str, Any], ...] = ()
     if isinstance(records, list) and (not problems or all(isinstance(r, dict) for r in records)):
         recs = tuple(records)
-    if not problems and set(map(type, (r["row"] for r in recs))) - {int}:
-        problems.append("row numbers must be integers")
-    if start is not None and start < 1:
-        problems.append(f"start is {start}; rows are numbered from 1")
-    if start is not None and count is not None and start + count > MAX_ROW:
-        problems.append(f"rows beyond {MAX_ROW:,}: not a real manifest row number")
     named = name_start(path)
     if named is not None and start is not None and named != start:
         problems.append(f"file name says rows from {named}, but the file holds rows from "
