@@ -35,11 +35,10 @@ from condorkit.condor.submit import (
 )
 from condorkit.errors import CondorError
 from condorkit.model.results import valid_result
+from condorkit.model.states import POOL_END_STATES, POOL_STATES, State
 
 #: Chunk states, in display order. ``completed``: exited 0 in a spooled run, outputs not yet
 #: retrieved. ``held`` and ``failed`` are bad end states, ``done`` the good one.
-STATES = ("idle", "running", "held", "completed", "done", "failed")
-END_STATES = frozenset({"held", "done", "failed"})
 _JOB_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held",
                6: "running", 7: "running"}
 SPOOLING_INPUT = 16  # HoldReasonCode of a freshly spooled job: transient, not a failure
@@ -57,7 +56,7 @@ class ChunkStatus:
     start: int
     count: int
     proc: int
-    state: str
+    state: State
     attempts: int
     exit_code: int | None
     host: str
@@ -84,7 +83,7 @@ class RunStatus:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATES, 0)
+        counts: dict[str, int] = {str(s): 0 for s in POOL_STATES}
         for c in self.chunks:
             counts[c.state] = counts.get(c.state, 0) + 1
         return counts
@@ -92,15 +91,15 @@ class RunStatus:
     @property
     def finished(self) -> bool:
         """No chunk can change any more without help (held chunks wait for a human)."""
-        return all(c.state in END_STATES for c in self.chunks)
+        return all(c.state in POOL_END_STATES for c in self.chunks)
 
     @property
     def ok(self) -> bool:
-        return all(c.state == "done" for c in self.chunks)
+        return all(c.state == State.DONE for c in self.chunks)
 
     @property
     def bad(self) -> tuple[ChunkStatus, ...]:
-        return tuple(c for c in self.chunks if c.state in ("held", "failed"))
+        return tuple(c for c in self.chunks if c.state in (State.HELD, State.FAILED))
 
     @property
     def rows(self) -> int:
@@ -108,7 +107,7 @@ class RunStatus:
 
     @property
     def rows_done(self) -> int:
-        return sum(c.count for c in self.chunks if c.state == "done")
+        return sum(c.count for c in self.chunks if c.state == State.DONE)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -122,7 +121,7 @@ class RunStatus:
 class _Events:
     """What the event log says about one proc (mutable while reading)."""
 
-    state: str = "idle"
+    state: str = "idle"  # of the last attempt: idle, running, held, exited or removed
     attempts: int = 0
     host: str = ""
     hosts: list[str] = field(default_factory=list)
@@ -314,37 +313,40 @@ class RunWatcher:
                 removed_reason = "the job left the queue and the schedd has no record of it"
                 if not self.result_problem(entry):
                     exit_code = 0  # its valid results are the best evidence left
-        state, reason, problem = job_status, "", ""
+        state = State.FAILED if job_status == "removed" else State(job_status)
+        reason = problem = ""
         if job_status == "held":
             reason = f"held: {hold_reason or 'no reason given'}"
             if hold_code is not None:
                 reason += f" (HoldReasonCode {hold_code})"
         elif job_status in ("completed", "removed"):
             if by_signal:
-                state, reason = "failed", f"killed by signal {signal}"
+                state, reason = State.FAILED, f"killed by signal {signal}"
             elif exit_code is not None and exit_code != 0:
-                state, reason = "failed", f"exit code {exit_code}"
+                state, reason = State.FAILED, f"exit code {exit_code}"
             elif exit_code == 0 or job_status == "completed":
                 problem = self.result_problem(entry)
                 if not problem:
-                    state = "done"
+                    state = State.DONE
                 elif self.record.spool and qad is not None and job_status == "completed":
-                    state = "completed"  # outputs are still in the spool
+                    state = State.COMPLETED  # outputs are still in the spool
                 else:
-                    state, reason = "failed", f"exit code 0 but {problem}"
+                    state, reason = State.FAILED, f"exit code 0 but {problem}"
             else:
-                state, reason = "failed", f"removed: {removed_reason or 'no reason given'}"
+                state = State.FAILED
+                reason = f"removed: {removed_reason or 'no reason given'}"
         wrapper_error = stderr_last = ""
-        if state in ("held", "failed"):
+        if state in (State.HELD, State.FAILED):
             wrapper_error, stderr_last = _last_lines(self.record.err_path(entry))
-            if wrapper_error and state == "failed":
+            if wrapper_error and state == State.FAILED:
                 reason += f"; {wrapper_error}"
             elif stderr_last and exit_code:
                 reason += f"; stderr: {stderr_last}"
         return ChunkStatus(entry.index, entry.start, entry.count, entry.proc, state, attempts,
                            exit_code if isinstance(exit_code, int) else None, host,
-                           hold_reason if state == "held" else "",
-                           hold_code if state == "held" else None, problem, wrapper_error,
+                           hold_reason if state == State.HELD else "",
+                           hold_code if state == State.HELD else None, problem,
+                           wrapper_error,
                            stderr_last, reason)
 
     def hosts_of_attempts(self) -> dict[str, int]:
@@ -367,7 +369,8 @@ def fetch_outputs(watcher: RunWatcher, st: RunStatus) -> RunStatus:
     if not watcher.record.spool:
         return st
     ready = [c.proc for c in st.chunks if c.proc in watcher.in_queue and (
-        c.state == "completed" or (c.state == "failed" and c.exit_code not in (None, 0)))]
+        c.state == State.COMPLETED
+    or (c.state == State.FAILED and c.exit_code not in (None, 0)))]
     if not ready:
         return st
     retrieve(watcher.record, ready, watcher.schedd)
@@ -486,9 +489,9 @@ def where(record: RunRecord) -> Where:
             continue
         r = rows.setdefault(c.host, [0, 0, 0, 0])
         r[0] += 1
-        r[1] += c.state == "done"
-        r[2] += c.state == "running"
-        r[3] += c.state in ("failed", "held")
+        r[1] += c.state == State.DONE
+        r[2] += c.state == State.RUNNING
+        r[3] += c.state in (State.FAILED, State.HELD)
     for h in attempts:
         rows.setdefault(h, [0, 0, 0, 0])
     hosts = tuple(sorted((HostCount(h, r[0], r[1], r[2], r[3], max(attempts.get(h, 0), r[0]))

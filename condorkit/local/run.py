@@ -46,6 +46,7 @@ from condorkit.local.scheduler import (
 )
 from condorkit.model.job import Job
 from condorkit.model.layout import JOBLOG, run_lock, scratch_root
+from condorkit.model.states import State
 
 __all__ = ["ChunkOutcome", "RunProgress", "RunReport", "default_workers", "run"]
 
@@ -56,7 +57,7 @@ class ChunkOutcome:
 
     start: int
     count: int
-    status: str  # "done", "skipped" (valid result already there), "failed" or "pending"
+    status: State  # done, skipped (valid result already there), failed or pending
     attempts: int
     reason: str = ""
 
@@ -81,15 +82,15 @@ class RunReport:
 
     @property
     def failed(self) -> tuple[ChunkOutcome, ...]:
-        return tuple(c for c in self.chunks if c.status == "failed")
+        return tuple(c for c in self.chunks if c.status == State.FAILED)
 
     @property
     def done(self) -> int:
-        return sum(1 for c in self.chunks if c.status in ("done", "skipped"))
+        return sum(1 for c in self.chunks if c.status in (State.DONE, State.SKIPPED))
 
     @property
     def skipped(self) -> int:
-        return sum(1 for c in self.chunks if c.status == "skipped")
+        return sum(1 for c in self.chunks if c.status == State.SKIPPED)
 
     @property
     def rows_per_s(self) -> float:
@@ -228,7 +229,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         if r is not None:
             r.log.close()
         os.close(lock)
-    outcomes = [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, "skipped", 0)
+    outcomes = [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, State.SKIPPED, 0)
                 for i in skipped]
     outcomes += [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, st.status, st.attempts,
                               st.reason) for i, st in r.chunks.items()]

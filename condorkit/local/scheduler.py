@@ -40,6 +40,7 @@ from condorkit.local.pieces import (
 from condorkit.model.job import Job
 from condorkit.model.layout import scratch_root
 from condorkit.model.scratch import STDERR, make_scratch, place, start, worker_env
+from condorkit.model.states import State
 
 JOBLOG_HEADER = ("Seq", "Chunk", "Rows", "Attempt", "Host", "Starttime", "JobRuntime", "Exitval",
                  "Signal", "Outcome", "Note")
@@ -141,7 +142,7 @@ class _Copy:
 
 @dataclass
 class ChunkState:
-    status: str = "pending"
+    status: State = State.PENDING
     attempts: int = 0
     reason: str = ""
     parts: list[tuple[Piece, dict[str, Any]]] = field(default_factory=list)
@@ -363,7 +364,7 @@ class Scheduler:
         produced = copy.scratch / piece.results_file
         if piece.whole:
             install(produced, job.results_dir / piece.results_file)
-            self.chunks[piece.chunks[0]].status = "done"
+            self.chunks[piece.chunks[0]].status = State.DONE
             return
         dest = part_path(job, piece)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -377,11 +378,11 @@ class Scheduler:
             chunk = self.job.chunks[i]
             covered = sum(min(p.end, chunk.end) - max(p.start, chunk.start) + 1
                           for p, _ in st.parts)
-            if covered == chunk.count and st.status == "pending":
+            if covered == chunk.count and st.status == State.PENDING:
                 write_chunk_results(self.job, chunk, assemble(self.job, chunk, st.parts))
-                st.status = "done"
+                st.status = State.DONE
         for p, _ in self.chunks[piece.chunks[0]].parts:
-            if all(self.chunks[i].status == "done" for i in p.chunks):
+            if all(self.chunks[i].status == State.DONE for i in p.chunks):
                 part_path(self.job, p).unlink(missing_ok=True)
 
     def _failed(self, copy: _Copy, reason: str) -> None:
@@ -391,10 +392,10 @@ class Scheduler:
         tries = copy.tries + (0 if joined else 1)
         for i in piece.chunks:
             chunk, st = self.job.chunks[i], self.chunks[i]
-            if st.status != "pending":
+            if st.status != State.PENDING:
                 continue
             if tries > self.retries:
-                st.status, st.reason = "failed", f"{reason} (after {st.attempts} attempt(s))"
+                st.status, st.reason = State.FAILED, f"{reason} (after {st.attempts} attempt(s))"
                 for q in self.queues:
                     for s in [s for s in q if s.chunk == i]:
                         q.remove(s)
@@ -417,8 +418,9 @@ class Scheduler:
 
     def progress(self) -> RunProgress:
         sts = [c.status for c in self.chunks.values()]
-        return RunProgress(self.rows_total, self.rows_done, len(sts), sts.count("done"),
-                           sts.count("failed"), len(self.running), time.perf_counter() - self.t0)
+        return RunProgress(self.rows_total, self.rows_done, len(sts),
+                           sts.count(State.DONE), sts.count(State.FAILED), len(self.running),
+                           time.perf_counter() - self.t0)
 
     # -- the loop
     def loop(self) -> None:

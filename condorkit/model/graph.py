@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condorkit.errors import GraphError, UsageError
+from condorkit.model.states import TaskStatus
 
-SUCCESS = "success"
-FAILURE = "failure"
-SKIPPED = "skipped"
+SUCCESS = TaskStatus.SUCCESS
+FAILURE = TaskStatus.FAILURE
+SKIPPED = TaskStatus.SKIPPED
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class TaskResult:
 
     name: str
     number: int
-    status: str  # SUCCESS, FAILURE or SKIPPED
+    status: TaskStatus
     node: str = ""
     host: str = ""
     exit_code: int | None = None
