@@ -119,7 +119,7 @@ def _prepare(args: argparse.Namespace, write: bool = True, **cli: Any) -> Any:
 def _add_job_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("job options (override condorkit.toml and CONDORKIT_* variables)")
     g.add_argument("--manifest", help="manifest file (default manifest.txt)")
-    g.add_argument("--program", help="the program run on each chunk (default luminance.py)")
+    g.add_argument("--program", help="the program run on each chunk (default program.py)")
     g.add_argument("--input", dest="input_files", action="append", metavar="FILE",
                    help="extra input file transferred with every chunk (repeatable)")
     g.add_argument("--bundle", help="environment bundle tarball (see `condorkit bundle`)")
@@ -287,7 +287,13 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from condorkit.demo import setup_photodemo
+    try:
+        from condorkit.demo import setup_photodemo
+    except ModuleNotFoundError as exc:
+        if exc.name != "PIL":
+            raise
+        raise UsageError("condorkit demo needs Pillow to make its photos",
+                         "pip install 'condorkit[demo]' (or pip install pillow)") from None
 
     made = setup_photodemo(Path(args.folder), n_images=args.images, seed=args.seed,
                            chunk=args.chunk)

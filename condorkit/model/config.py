@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ class JobConfig:
     """Everything that describes a job. Paths are relative to the job folder unless absolute."""
 
     manifest: str = "manifest.txt"
-    program: str = "luminance.py"
-    columns: tuple[str, ...] = ("url:url", "year:int")
+    program: str = "program.py"
+    columns: tuple[str, ...] = ("item:str",)
     chunk: int = 200
     max_rows: int | None = None
     input_files: tuple[str, ...] = ()
@@ -143,14 +144,42 @@ def read_project_file(job_dir: Path) -> dict[str, Any]:
     return dict(data)
 
 
+# what a folder without condorkit.toml takes from the example whose program it holds
+_PRESET_KEYS = ("program", "columns")
+
+
+def example_preset(job_dir: Path, project: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(source, options) of the packaged example whose program the folder holds (e.g. the OSG
+    tutorial's ``luminance.py``) when the project file names no other program: that example's
+    ``program`` and ``columns``, so such a folder works as it is. Else ("", {})."""
+    examples = resources.files("condorkit.examples")
+    for folder in sorted(examples.iterdir(), key=lambda f: f.name):
+        toml = folder.joinpath(PROJECT_FILE)
+        if not toml.is_file():
+            continue
+        data = tomllib.loads(toml.read_text(encoding="utf-8"))
+        data = data.get("job", data)
+        program = data.get("program")
+        if (isinstance(program, str) and project.get("program", program) == program
+                and (job_dir / program).is_file()):
+            return (f"the {folder.name} example's {PROJECT_FILE}",
+                    {k: data[k] for k in _PRESET_KEYS if k in data})
+    return "", {}
+
+
 def load_config(job_dir: Path, cli: Mapping[str, Any] | None = None,
                 env: Mapping[str, str] | None = None) -> JobConfig:
-    """Merge defaults < project file < environment < command line into a JobConfig."""
+    """Merge defaults < example preset < project file < environment < command line.
+
+    The example preset applies only to a folder that holds an example's program and names no
+    other program (see :func:`example_preset`)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    project = read_project_file(job_dir)
     layers: list[tuple[str, Mapping[str, Any]]] = [
-        (str(job_dir / PROJECT_FILE), read_project_file(job_dir)),
+        example_preset(job_dir, project),
+        (str(job_dir / PROJECT_FILE), project),
         ("environment", {k[len(ENV_PREFIX):].lower(): v for k, v in env.items()
                          if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):].lower() in _FIELDS}),
         ("command line", {k: v for k, v in (cli or {}).items() if v is not None}),

@@ -86,8 +86,6 @@ class Columns:
         return " ".join(c.name if c.type != "url" else "URL-or-path" for c in self.columns)
 
 
-PHOTODEMO_COLUMNS = Columns((Column("url", "url"), Column("year", "int")))
-
 
 @dataclass(frozen=True)
 class Row:
@@ -138,7 +136,7 @@ def parse_line(path: str, lineno: int, text: str, columns: Columns) -> tuple[str
     return tuple(_convert(path, lineno, c, f) for c, f in zip(columns.columns, fields, strict=True))
 
 
-def iter_rows(path: str | Path, columns: Columns = PHOTODEMO_COLUMNS) -> Iterator[Row]:
+def iter_rows(path: str | Path, columns: Columns) -> Iterator[Row]:
     """Stream the data rows of a manifest, validating each line as it is read."""
     name = str(path)
     try:
@@ -194,7 +192,7 @@ class Tally:
         return ManifestInfo(self.path, self.rows, self._h.hexdigest())
 
 
-def scan(path: str | Path, columns: Columns = PHOTODEMO_COLUMNS,
+def scan(path: str | Path, columns: Columns,
          allow_empty: bool = False) -> ManifestInfo:
     """Validate a whole manifest in one streaming pass; count rows and hash their values."""
     tally = Tally(path)

@@ -57,6 +57,7 @@ def make_job(d: Path, fail_at: int = 0, retries: int = 1) -> Path:
                                             for i in range(1, 26)))
     (d / "fake.py").write_text(PROGRAM.replace("FAIL_AT", str(fail_at)))
     (d / "condorkit.toml").write_text(f'program = "fake.py"\nchunk = 10\nmax_retries = {retries}\n'
+                                      'columns = ["url:url", "year:int"]\n'
                                       'request_memory = "128MB"\nrequest_disk = "64MB"\n')
     for sub in ("results", "logs"):  # written by the pool user (the shadow), not by root
         (d / sub).mkdir(mode=0o1777)

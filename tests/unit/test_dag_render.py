@@ -43,7 +43,8 @@ def make_job(folder: Path, rows: int = 25, toml: str = "chunk = 10\nmax_retries 
     (folder / "manifest.txt").write_text("".join(f"http://127.0.0.1:1/i{i}.jpg {1880 + i}\n"
                                                  for i in range(1, rows + 1)))
     (folder / "fake.py").write_text(FAKE_PROGRAM)
-    (folder / "condorkit.toml").write_text('program = "fake.py"\n' + toml)
+    (folder / "condorkit.toml").write_text(
+        'program = "fake.py"\ncolumns = ["url:url", "year:int"]\n' + toml)
     return folder
 
 
@@ -102,7 +103,8 @@ def test_rewriting_is_idempotent_and_a_rescue_dag_guards_changes(tmp_path: Path)
     rescue.write_text("DONE chunk-1\n")
     write_job_dag(job_of(folder))  # same DAG: fine
     assert files.dag.read_bytes() == before and rescue.exists()
-    (folder / "condorkit.toml").write_text('program = "fake.py"\nchunk = 5\n')
+    (folder / "condorkit.toml").write_text(
+        'program = "fake.py"\ncolumns = ["url:url", "year:int"]\nchunk = 5\n')
     with pytest.raises(UsageError, match="rescue001 records an earlier run") as info:
         write_job_dag(job_of(folder))
     assert "--fresh" in info.value.hint and files.dag.read_bytes() == before

@@ -29,8 +29,11 @@ from support.robust import PROGRAM, REPO, tally
 
 from condorkit.cli import main
 from condorkit.condor.quoting import shell_join
-from condorkit.model.manifest import iter_rows
+from condorkit.model.manifest import Columns, iter_rows
 from condorkit.report.aggregate import aggregate
+
+# the tutorial's columns (examples/photodemo/condorkit.toml)
+PHOTO = Columns.parse(["url:url", "year:int"])
 
 # a manifest field: no white space (str.split() separators), no control characters
 _FIELD_CHARS = st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
@@ -69,7 +72,7 @@ def test_any_accepted_layout_parses_back_to_its_rows(rows: list[tuple[str, int]]
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "manifest.txt"
         p.write_bytes(raw)
-        got = [(r.row, r.line, r.values) for r in iter_rows(p)]
+        got = [(r.row, r.line, r.values) for r in iter_rows(p, PHOTO)]
     assert got == want
 
 
