@@ -185,10 +185,9 @@ def _package_members() -> list[tuple[str, bytes]]:
         for item in resources.files(pkg).iterdir():
             if item.is_file() and item.name in names:
                 members.append((prefix + item.name, item.read_bytes()))
-    for item in resources.files("condorkit.html").iterdir():
+    for item in resources.files("condorkit.report").joinpath("html").iterdir():
         if item.is_file() and item.name.endswith((".html", ".js", ".css")):
-            members.append(("condorkit/html/" + item.name, item.read_bytes()))
-    members.append(("condorkit/html/__init__.py", b""))
+            members.append(("condorkit/report/html/" + item.name, item.read_bytes()))
     return sorted(members)
 
 

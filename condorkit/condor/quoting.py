@@ -165,21 +165,6 @@ def submit_expr(expr: str, what: str = "expression") -> str:
     return _no_continuation(escape_dollars(expr), what)
 
 
-def shell_quote(value: str) -> str:
-    """Quote a string as one POSIX shell word (single quotes; ``'`` becomes ``'\\''``)."""
-    value = str(value)
-    if "\x00" in value:
-        raise QuotingError("a shell word cannot contain NUL", "remove the NUL byte")
-    if value and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", value):
-        return value
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
-def shell_join(args: list[str] | tuple[str, ...]) -> str:
-    """Quote each argument and join them into one shell command line."""
-    return " ".join(shell_quote(a) for a in args)
-
-
 # ----------------------------------------------------------------------------- DAGMan input files
 # DAG-file facts used here (HTCondor manual, "DAGMan workflows"): a line is a keyword and
 # white-space separated fields, so a node name or a file name cannot hold white space; node names

@@ -279,11 +279,6 @@ def load_run(job_dir: Path, cluster: int | None = None) -> RunRecord:
     return RunRecord.from_dict(doc, path)
 
 
-def list_runs(job_dir: Path) -> list[int]:
-    """Cluster ids of every run submitted from this job folder, oldest first."""
-    return sorted(int(p.stem) for p in runs_dir(job_dir).glob("*.json") if p.stem.isdigit())
-
-
 # ----------------------------------------------------------------------------- submitting
 
 

@@ -53,27 +53,3 @@ def iter_chunks(total: int, size: int, max_rows: int | None = None) -> Iterator[
     n = effective_rows(total, max_rows)
     for index, start0 in enumerate(range(0, n, size)):
         yield Chunk(index, start0 + 1, min(size, n - start0))
-
-
-def plan_chunks(total: int, size: int, max_rows: int | None = None) -> tuple[Chunk, ...]:
-    """All chunks as a tuple (see :func:`iter_chunks`)."""
-    return tuple(iter_chunks(total, size, max_rows))
-
-
-def count_chunks(total: int, size: int, max_rows: int | None = None) -> int:
-    """The number of chunks without building them."""
-    n = effective_rows(total, max_rows)
-    return -(-n // size) if size >= 1 else 0
-
-
-def split_chunk(chunk: Chunk, pieces: int) -> tuple[tuple[int, int], ...]:
-    """Split a chunk into up to ``pieces`` contiguous (start, count) ranges of near-equal size."""
-    pieces = max(1, min(pieces, chunk.count))
-    base, extra = divmod(chunk.count, pieces)
-    out = []
-    start = chunk.start
-    for i in range(pieces):
-        c = base + (1 if i < extra else 0)
-        out.append((start, c))
-        start += c
-    return tuple(out)

@@ -95,11 +95,6 @@ class Row:
     line: int
     values: tuple[str | int, ...]
 
-    def as_dict(self, columns: Columns) -> dict[str, object]:
-        d: dict[str, object] = {"row": self.row, "line": self.line}
-        d.update(zip(columns.names, self.values, strict=True))
-        return d
-
 
 def _convert(path: str, lineno: int, col: Column, text: str) -> str | int:
     if col.type == "int":

@@ -22,7 +22,7 @@ from the file name (row = SKIP + 1 + k), each ``[x, y],`` line may carry a trail
 ``//`` comment, and a fragment without its closing "N photos analyzed" line (the job stopped early)
 or whose N differs from its data lines is invalid.
 
-Reading streams: :func:`iter_results` yields one :class:`ResultsFile` at a time, so a caller holds
+Reading streams: :func:`load_results` reads one :class:`ResultsFile` at a time, so a caller holds
 one file's records in memory at most.
 """
 
@@ -31,12 +31,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from condorkit.errors import ResultsError
 from condorkit.model.layout import RESULTS_NAME, name_start
 from condorkit.wrappers import ckjob
 
@@ -285,20 +284,4 @@ def _load_legacy(path: Path, data: bytes, fields: tuple[str, str]) -> ResultsFil
         elapsed_s=trailer[1] if trailer else None,
         records=records,
         problems=tuple(problems),
-    )
-
-
-def iter_results(paths: Iterable[str | Path], **kwargs: Any) -> Iterator[ResultsFile]:
-    """Yield :func:`load_results` for each path, one file in memory at a time."""
-    for p in paths:
-        yield load_results(p, **kwargs)
-
-
-def require_valid(rf: ResultsFile) -> ResultsFile:
-    """Return ``rf`` if valid, else raise :class:`ResultsError` naming the file and problems."""
-    if rf.valid:
-        return rf
-    raise ResultsError(
-        f"{rf.path}: invalid results file: " + "; ".join(rf.problems),
-        "re-run the chunk that writes it (its rows are not counted until then)",
     )

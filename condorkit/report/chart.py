@@ -1,7 +1,7 @@
 """The chart page ``scatter.html``: the "Google Charts sandwich".
 
-Owns the page: the packaged header fragment (``condorkit.html/scatter_head.html``), the summary
-and error tables written here (every value HTML-escaped), the data as escaped JSON in
+Owns the page: the packaged header fragment (``condorkit/report/html/scatter_head.html``), the
+summary and error tables written here (every value HTML-escaped), the data as escaped JSON in
 ``<script type="application/json" id="ck-data">``, and the packaged footer fragment
 (``scatter_foot.html``), whose script draws the data with Google Charts' current loader or, when
 that cannot load, as inline SVG. Also the axis helper the data is built with.
@@ -10,6 +10,7 @@ that cannot load, as inline SVG. Also the axis helper the data is built with.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from importlib.resources import files
@@ -57,18 +58,13 @@ def json_for_script(data: Any) -> str:
 
 
 def _fragment(name: str) -> str:
-    return files("condorkit.html").joinpath(name).read_text(encoding="utf-8")
-
-
-# Escapes for HTML text and attribute values (as html.escape does). The stdlib module is not
-# imported: the repository's top-level html/ folder shadows it when run from the repo root.
-# U+2028/9 are harmless in HTML text but written as references so the page holds none raw.
-_HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
-                               "'": "&#x27;", "\u2028": "&#x2028;", "\u2029": "&#x2029;"})
+    return files("condorkit.report").joinpath("html", name).read_text(encoding="utf-8")
 
 
 def _esc(value: object) -> str:
-    return ("" if value is None else str(value)).translate(_HTML_ESCAPES)
+    """HTML text or attribute value; U+2028/9 (harmless in HTML) as references, none raw."""
+    text = html.escape("" if value is None else str(value), quote=True)
+    return text.replace("\u2028", "&#x2028;").replace("\u2029", "&#x2029;")
 
 
 def render_page(data: dict[str, Any], report: AggregateReport, *, title: str,

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.shared import shared_file
 
 from condorkit.errors import GraphError, UsageError
 from condorkit.local.graph import run_graph
@@ -57,9 +58,7 @@ def test_packages_graph_parses_with_paexec_numbering() -> None:
 
 
 def test_example_graph_is_the_shared_one() -> None:
-    shared = REPO.parent / "shared" / "data" / "paexec-packages.txt"
-    if not shared.is_file():
-        pytest.skip("shared/ is not beside the repository")
+    shared = shared_file("data/paexec-packages.txt")
     assert (PKG / "packages.txt").read_bytes() == shared.read_bytes()
 
 

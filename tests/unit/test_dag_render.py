@@ -172,8 +172,8 @@ def test_aggregator_bytes_are_deterministic(tmp_path: Path) -> None:
     assert a == b and a.startswith(b"#!/usr/bin/env python3\n")
     names = zipfile.ZipFile(tmp_path / "a.pyz").namelist()
     assert {"__main__.py", "condorkit/report/aggregate.py", "condorkit/wrappers/ckjob.py",
-            "condorkit/html/__init__.py"} <= set(names)
-    assert any(n.startswith("condorkit/html/") and n.endswith(".html") for n in names)
+            "condorkit/report/chart.py"} <= set(names)
+    assert any(n.startswith("condorkit/report/html/") and n.endswith(".html") for n in names)
 
 
 # ----------------------------------------------------------------------------- graph DAG

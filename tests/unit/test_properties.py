@@ -4,7 +4,7 @@
   between fields) parses back to exactly its rows, numbered from 1, with the right line numbers;
 - `mksubmit` puts every row of any manifest into exactly one rows file, in order, values intact,
   for any chunk size and MAX;
-- shell_join + the real wrapper: any file names reach the program unchanged and run nothing;
+- shlex.join + the real wrapper: any file names reach the program unchanged and run nothing;
 - aggregation accounting against a simple model: any mix of valid, duplicated, overlapping,
   disagreeing, error-then-value and damaged results files gives found + errors + missing ==
   expected, with exactly the model's missing rows and duplicates.
@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -28,7 +29,6 @@ from hypothesis import strategies as st
 from support.robust import PROGRAM, REPO, tally
 
 from condorkit.cli import main
-from condorkit.condor.quoting import shell_join
 from condorkit.model.manifest import Columns, iter_rows
 from condorkit.report.aggregate import aggregate
 
@@ -126,7 +126,7 @@ printf '%s' "$1" > "$2"
     lambda n: not n[0].endswith(".py")))  # a .py program would run under python
 def test_any_file_names_pass_through_shell_quoting_and_the_wrapper(names: list[str]) -> None:
     program, rows, out = names
-    tally("input", 1, "hypothesis: file names through shell_join and the wrapper")
+    tally("input", 1, "hypothesis: file names through shlex.join and the wrapper")
     tally("fault", 1, "arbitrary file names through a shell")
     wrapper = REPO / "wrappers" / "wrapper.sh"
     with tempfile.TemporaryDirectory() as d:
@@ -135,7 +135,7 @@ def test_any_file_names_pass_through_shell_quoting_and_the_wrapper(names: list[s
         canary = Path(d) / "canary"
         (scratch / program).write_text(_ECHO_PROGRAM)
         (scratch / rows).write_text("")
-        line = shell_join([str(wrapper), program, rows, out])
+        line = shlex.join([str(wrapper), program, rows, out])
         env = {**os.environ, "CANARY": str(canary)}
         proc = subprocess.run(["bash", "-c", line], cwd=scratch, capture_output=True, env=env,
                               timeout=60)
