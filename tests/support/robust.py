@@ -1,7 +1,7 @@
 """Helpers for the robustness suite (tests/cli/test_run_*.py, test_injection.py, ...): build a
 photodemo job folder, drive it through the public CLI (``condorkit run`` / ``aggregate`` /
-``mksubmit`` / ``dry-run``), and check the promise "every manifest row ends as a value or as a recorded error with its reason"
-by reading the written artefacts back (results files, scatter.html).
+``mksubmit`` / ``dry-run``), and check the promise "every manifest row ends as a value or as a
+recorded error with its reason" by reading the written artefacts back (results files, scatter.html).
 
 ``tally(kind, n)`` counts inputs tried, faults injected and rows checked: when the environment
 variable ``CONDORKIT_ROBUST_TALLY`` names a file, one JSON line per call is appended to it (the
