@@ -27,28 +27,41 @@ _OUTPUT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _RELNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
+def _cli(help: str, flag: str = "", metavar: str = "") -> Mapping[str, str]:
+    """Field metadata: the option is also a command-line job option (``--NAME`` unless ``flag``;
+    a tuple field's flag is repeatable). The CLI builds its job options from these."""
+    return {"help": help, "flag": flag, "metavar": metavar}
+
+
 @dataclass(frozen=True)
 class JobConfig:
     """Everything that describes a job. Paths are relative to the job folder unless absolute."""
 
-    manifest: str = "manifest.txt"
-    program: str = "program.py"
+    manifest: str = field(default="manifest.txt", metadata=_cli("manifest file (default "
+                                                                 "manifest.txt)"))
+    program: str = field(default="program.py", metadata=_cli(
+        "the program run on each chunk (default program.py)"))
     columns: tuple[str, ...] = ("item:str",)
     chunk: int = 200
     max_rows: int | None = None
-    input_files: tuple[str, ...] = ()
+    input_files: tuple[str, ...] = field(default=(), metadata=_cli(
+        "extra input file transferred with every chunk (repeatable)", "--input", "FILE"))
     outputs: tuple[str, ...] = ()
-    bundle: str = ""
+    bundle: str = field(default="", metadata=_cli(
+        "environment bundle tarball (see `condorkit bundle`)"))
     python: str = "python3"
-    request_cpus: int = 1
-    request_memory: str = "1GB"
-    request_disk: str = "2GB"
-    requirements: str = ""
-    max_retries: int = 3
-    job_lease_duration: int | None = None
-    log_dir: str = "logs"
+    request_cpus: int = field(default=1, metadata=_cli("HTCondor request_cpus (default 1)"))
+    request_memory: str = field(default="1GB", metadata=_cli(
+        "HTCondor request_memory (default 1GB)"))
+    request_disk: str = field(default="2GB", metadata=_cli("HTCondor request_disk (default 2GB)"))
+    requirements: str = field(default="", metadata=_cli("ClassAd requirements expression"))
+    max_retries: int = field(default=3, metadata=_cli("HTCondor max_retries per chunk"))
+    job_lease_duration: int | None = field(default=None, metadata=_cli(
+        "seconds before a lost job requeues"))
+    log_dir: str = field(default="logs", metadata=_cli("folder for HTCondor logs (default logs)"))
     results_dir: str = "results"
-    template: str = "submit.sub.j2"
+    template: str = field(default="submit.sub.j2", metadata=_cli(
+        "submit template name (default submit.sub.j2)"))
     workers: int = 0
     local_retries: int = 2
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -192,3 +205,14 @@ def load_config(job_dir: Path, cli: Mapping[str, Any] | None = None,
             values[name] = _coerce(name, raw, source)
             sources[name] = source
     return JobConfig(sources=sources, **values)
+
+
+def command_line_options() -> tuple[Any, ...]:
+    """The fields that are also command-line job options (in declaration order)."""
+    return tuple(f for f in fields(JobConfig) if "help" in f.metadata)
+
+
+def option_kind(name: str) -> str:
+    """"int", "tuple" or "str": how the command line parses option ``name``."""
+    typ = str(_FIELDS[name].type)
+    return "tuple" if typ.startswith("tuple") else "int" if typ.startswith("int") else "str"
