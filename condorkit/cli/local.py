@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,51 +111,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_chunk_size(paths: Sequence[Path]) -> int | None:
-    """The chunk size the results were made with: the row count of the file for row 1."""
-    from condorkit.model.results import load_results
-
-    first = [p for p in paths if p.name == "results-1.json"]
-    if not first:
-        return None
-    rf = load_results(first[0])
-    return rf.count if rf.valid and rf.start == 1 and rf.count else None
-
-
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from condorkit.errors import ConfigError
-    from condorkit.model.job import prepare
-    from condorkit.model.manifest import scan
-    from condorkit.report.aggregate import aggregate
+    from condorkit.report.jobreport import aggregate_job, job_results
 
-    expected = None
-    keys = None
-    paths = [Path(p) for p in args.results]
-    job_dir = job_dir_of(args)
-    if not paths:
-        paths = sorted((job_dir / config_of(args).results_dir).glob("results-*.json"))
-    if not args.no_manifest:
-        cfg = config_of(args)
-        mpath = Path(cfg.manifest)
-        mpath = mpath if mpath.is_absolute() else job_dir / mpath
-        if mpath.is_file():
-            try:  # the current job's chunk keys: results made for other rows are stale
-                size = None if args.chunk else _run_chunk_size(paths)
-                if size and size != cfg.chunk:
-                    cfg = cfg.with_overrides(chunk=size)  # as the results were cut
-                job = prepare(job_dir, cfg, write=False)
-                expected = job.rows
-                keys = {c.start: (c.count, k) for c, k in zip(job.chunks, job.keys, strict=True)}
-            except ConfigError as exc:
-                err(f"aggregate: note: results are not checked against the current job "
-                    f"({exc.message})")
-                expected = scan(mpath, cfg.column_spec(), allow_empty=True).rows
-                if cfg.max_rows:
-                    expected = min(expected, cfg.max_rows)
-        elif args.manifest:
-            raise UsageError(f"manifest {mpath} not found", "pass --manifest or --no-manifest")
-    report = aggregate(paths, expected_rows=expected, out_html=Path(args.output),
-                       allow_missing=args.allow_missing, expected_keys=keys)
+    cfg = config_of(args)
+    paths = [Path(p) for p in args.results] or job_results(job_dir_of(args), cfg)
+    report = aggregate_job(job_dir_of(args), cfg, Path(args.output), paths=paths,
+                           check_manifest=not args.no_manifest,
+                           manifest_required=bool(args.manifest), chunk_given=bool(args.chunk),
+                           allow_missing=args.allow_missing,
+                           on_note=lambda note: err(f"aggregate: note: {note}"))
     if args.json:
         emit_json(report)
     d = report.to_dict()

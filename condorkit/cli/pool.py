@@ -4,7 +4,6 @@ where."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import Any
 
 from condorkit.cli.common import (
@@ -18,20 +17,16 @@ from condorkit.cli.common import (
     prepare_job,
     table,
 )
-from condorkit.errors import RunFailed, UsageError
+from condorkit.errors import RunFailed
 
 # ----------------------------------------------------------------------------- pool commands
 
 
 def _run_record(args: argparse.Namespace) -> Any:
-    """The run to look at: the current one, or ``--cluster N`` (a cluster submitted with
-    ``condor_submit`` from this folder is adopted: its run record is written from its job ads)."""
-    from condorkit.condor.submit import adopt_run, load_run, runs_dir
+    """The run to look at: the current one, or ``--cluster N`` (adopted if needed)."""
+    from condorkit.condor.runs import open_run
 
-    cluster = getattr(args, "cluster", None)
-    if cluster is not None and not (runs_dir(job_dir_of(args)) / f"{cluster}.json").is_file():
-        return adopt_run(job_dir_of(args), config_of(args), cluster)
-    return load_run(job_dir_of(args), cluster)
+    return open_run(job_dir_of(args), config_of(args), getattr(args, "cluster", None))
 
 
 def _report_submit(rep: Any, skipped: int, verb: str, as_json: bool) -> None:
@@ -47,56 +42,32 @@ def _report_submit(rep: Any, skipped: int, verb: str, as_json: bool) -> None:
     err(f"  run record: {rep.record_path}; next: condorkit status / condorkit wait")
 
 
-def _refuse_queued(job: Any, todo: Sequence[Any], schedd: str | None) -> None:
-    """Never run a chunk twice at once: refuse while a queued job still works on it."""
-    from condorkit.condor.monitor import queued_chunks
-
-    queued = queued_chunks(job.dir, schedd)
-    clash = [f"{c.start} ({queued[c.start]})" for c in todo if c.start in queued]
-    if clash:
-        raise UsageError(f"{len(clash)} chunk(s) still have a job in the queue: "
-                         f"{', '.join(clash[:5])}{' ...' if len(clash) > 5 else ''}",
-                         "wait for them (condorkit wait), or remove them (condor_rm CLUSTER); "
-                         "condorkit resubmit --missing removes held jobs of the last run")
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
-    from condorkit.condor.submit import chunks_to_run, submit_run
+    from condorkit.condor.runs import submit
 
     job = prepare_job(args, chunk=args.chunk, max_rows=args.max)
-    todo, valid = chunks_to_run(job, missing_only=not args.all)
-    if not todo:
-        err(f"submit: all {len(job.chunks)} chunk(s) already have valid results; nothing to "
+    res = submit(job, all_chunks=args.all, spool=args.spool, schedd=args.schedd)
+    if res.submitted is None:
+        err(f"submit: all {res.chunks} chunk(s) already have valid results; nothing to "
             "submit (--all submits them again)")
         return 0
-    _refuse_queued(job, todo, args.schedd)
-    rep = submit_run(job, todo, spool=args.spool, schedd_name=args.schedd)
-    _report_submit(rep, len(valid), "submit", args.json)
+    _report_submit(res.submitted, res.skipped_valid, "submit", args.json)
     return 0
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
-    from condorkit.condor.monitor import status
-    from condorkit.condor.submit import chunks_to_run, remove, submit_run
+    from condorkit.condor.runs import resubmit
 
     prev = _run_record(args)
-    st = status(prev)
-    busy = [c for c in st.chunks if c.state in ("idle", "running", "completed")]
-    if busy:
-        raise UsageError(f"run {prev.cluster} still has {len(busy)} job(s) queued, running or "
-                         "waiting for retrieval", "let it finish first: condorkit wait")
-    job = prepare_job(args, chunk=args.chunk or prev.chunk_size, max_rows=args.max or prev.max_rows)
-    todo, valid = chunks_to_run(job, missing_only=True)
-    held = [c.proc for c in st.chunks if c.state == "held"]
-    if held:
-        remove(prev, held, "condorkit resubmit: replaced by a new run of its chunk")
-        err(f"resubmit: removed {len(held)} held job(s) of run {prev.cluster}")
-    if not todo:
-        err(f"resubmit: all {len(job.chunks)} chunk(s) have valid results; nothing to submit")
+    res = resubmit(prev, lambda p: prepare_job(args, chunk=args.chunk or p.chunk_size,
+                                               max_rows=args.max or p.max_rows),
+                   spool=args.spool, schedd=args.schedd)
+    if res.removed_held:
+        err(f"resubmit: removed {len(res.removed_held)} held job(s) of run {prev.cluster}")
+    if res.submitted is None:
+        err(f"resubmit: all {res.chunks} chunk(s) have valid results; nothing to submit")
         return 0
-    _refuse_queued(job, todo, args.schedd)
-    rep = submit_run(job, todo, spool=args.spool, schedd_name=args.schedd, parent=prev.cluster)
-    _report_submit(rep, len(valid), "resubmit", args.json)
+    _report_submit(res.submitted, res.skipped_valid, "resubmit", args.json)
     return 0
 
 
