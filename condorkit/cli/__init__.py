@@ -15,12 +15,12 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from condorkit import __version__
 from condorkit.cli.common import err
 from condorkit.cli.dag import add_dag_commands
 from condorkit.cli.local import add_local_commands
 from condorkit.cli.pool import add_pool_commands
 from condorkit.errors import CondorkitError
+from condorkit.version import __version__
 
 # ----------------------------------------------------------------------------- parser
 

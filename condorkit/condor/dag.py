@@ -34,7 +34,6 @@ from pathlib import Path
 
 import jinja2
 
-from condorkit import __version__
 from condorkit.condor.dagman import read_node_log, read_node_status
 from condorkit.condor.quoting import (
     dag_name,
@@ -58,6 +57,7 @@ from condorkit.model.graph import (
 )
 from condorkit.model.job import Job
 from condorkit.model.layout import AGGREGATOR, STATE_DIR, chunk_label
+from condorkit.version import __version__
 from condorkit.wrappers import ckjob
 
 JOB_DAG = "condorkit.dag"
@@ -171,7 +171,7 @@ sys.exit(main())
 
 
 # The FINAL node's zipapp carries the standard-library-only modules aggregation imports.
-_AGG_PACKAGES = (("condorkit", "condorkit/", ("__init__.py", "errors.py")),
+_AGG_PACKAGES = (("condorkit", "condorkit/", ("__init__.py", "errors.py", "version.py")),
                  ("condorkit.model", "condorkit/model/", ("__init__.py", "results.py",
                                                           "layout.py", "validity.py")),
                  ("condorkit.report", "condorkit/report/", ("__init__.py", "aggregate.py",

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import jinja2
 
-from condorkit import __version__
 from condorkit.condor.quoting import (
     submit_args,
     submit_expr,
@@ -25,6 +24,7 @@ from condorkit.condor.quoting import (
 from condorkit.errors import RenderError
 from condorkit.model.job import Job
 from condorkit.model.layout import START_MACRO, results_name
+from condorkit.version import __version__
 
 KEEP = ("start",)
 

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from condorkit import __version__
 from condorkit.errors import BundleError
+from condorkit.version import __version__
 
 BUNDLE_FORMAT = "condorkit-bundle/1"
 MANIFEST_NAME = "condorkit-bundle.txt"
