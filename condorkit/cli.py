@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -103,7 +104,7 @@ def _config(args: argparse.Namespace, **cli: Any) -> Any:
     opts = {k: getattr(args, k, None) for k in (
         "manifest", "program", "chunk", "max_rows", "bundle", "request_cpus", "request_memory",
         "request_disk", "requirements", "max_retries", "log_dir", "template",
-        "job_lease_duration", "workers")}
+        "job_lease_duration", "workers", "python")}
     if getattr(args, "input_files", None):
         opts["input_files"] = tuple(args.input_files)
     opts.update(cli)
@@ -131,6 +132,8 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--job-lease-duration", type=int, help="seconds before a lost job requeues")
     g.add_argument("--log-dir", help="folder for HTCondor logs (default logs)")
     g.add_argument("--template", help="submit template name (default submit.sub.j2)")
+    g.add_argument("--python", help="local runs: the interpreter for a .py program (default: "
+                   "the one running condorkit; a bundle's wins; pool workers use python3)")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -171,6 +174,18 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_causes(causes: Sequence[Any], limit: int = 8) -> None:
+    """Failed chunks grouped by cause: count, the first chunks, one log to read, a hint."""
+    for c in causes[:limit]:
+        starts = ", ".join(str(s) for s in c.starts[:5]) + (", ..." if c.count > 5 else "")
+        err(f"  {c.count} chunk(s) failed: {c.cause}")
+        err(f"      chunks starting at row {starts}" + (f"; log: {c.log}" if c.log else ""))
+        if c.hint:
+            err(f"      hint: {c.hint}")
+    if len(causes) > limit:
+        err(f"  ... and {len(causes) - limit} more cause(s); see --json")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .errors import Interrupted
     from .local import RunProgress, RunReport, default_workers, run
@@ -198,8 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"valid), {len(report.failed)} failed, {report.retried} retried, "
             f"{report.speculated} speculated; {report.rows_run} rows in {report.pieces} "
             f"piece(s), {report.rows_per_s:.1f} rows/s, wall {report.wall_s:.2f}s")
-        for c in report.failed:
-            err(f"  chunk {c.start} ({c.count} rows) failed: {c.reason}")
+        _show_causes(report.causes)
         err(f"run: joblog {report.joblog}")
 
     def on_term(signum: int, _frame: Any) -> None:
@@ -678,6 +692,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
             out("".join(line + "\n" for line in format_result(r, args.number, args.node,
                                                                 args.eot)))
 
+    from .interpreter import python_command
+
+    command = python_command(tuple(command), os.environ.get("CONDORKIT_PYTHON", ""),
+                             "environment")
     report = run_graph(graph, command, workers=args.jobs, stdin=args.stdin,
                        timeout=args.task_timeout, on_result=on_result)
     return _print_graph(args, report)

@@ -38,7 +38,7 @@ class JobConfig:
     input_files: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     bundle: str = ""
-    python: str = "python3"
+    python: str = ""
     request_cpus: int = 1
     request_memory: str = "1GB"
     request_disk: str = "2GB"
