@@ -141,9 +141,15 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_mksubmit(args: argparse.Namespace) -> int:
     from .render import render_submit
+    from .submit import check_job_folder
 
     job = _prepare(args, chunk=args.chunk, max_rows=args.max)
     text = render_submit(job)
+    try:
+        check_job_folder(job)
+    except UsageError as exc:  # the file is still printed: condor_submit is the user's call
+        err(f"mksubmit: warning: {exc.message}")
+        err(f"  hint: {exc.hint}")
     out(text)
     err(f"mksubmit: {job.rows} rows in {len(job.chunks)} chunk(s) of up to {job.config.chunk}; "
         f"rows files in {job.dir / 'chunks'}")
@@ -282,8 +288,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
                     expected = min(expected, cfg.max_rows)
         elif args.manifest:
             raise UsageError(f"manifest {mpath} not found", "pass --manifest or --no-manifest")
+    chart = _config(args, chart_x=args.chart_x, chart_y=args.chart_y,
+                    chart_title=args.chart_title)
     report = aggregate(paths, expected_rows=expected, out_html=Path(args.output),
-                       allow_missing=args.allow_missing, expected_keys=keys)
+                       allow_missing=args.allow_missing, expected_keys=keys,
+                       x_field=chart.chart_x, y_field=chart.chart_y, title=chart.chart_title)
     if args.json:
         emit_json(report)
     d = report.to_dict()
@@ -292,6 +301,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         f"missing {d.get('missing') or 'none'}")
     for path, problem in d.get("invalid_files", []):
         err(f"  INVALID {path}: {problem}")
+    if report.x_field:
+        err(f"aggregate: chart of {report.y_field} against {report.x_field}: "
+            f"{report.points} point(s)" + (f"; {report.chart_note}" if report.chart_note else ""))
+    elif report.chart_note:
+        err(f"aggregate: {report.chart_note}; the page lists the results in a table")
     err(f"aggregate: wrote {args.output}")
     if d.get("missing") and not args.allow_missing:
         raise ResultsError(f"rows missing from the results: {d.get('missing')}",
@@ -345,12 +359,9 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def _run_record(args: argparse.Namespace) -> Any:
     """The run to look at: the current one, or ``--cluster N`` (a cluster submitted with
     ``condor_submit`` from this folder is adopted: its run record is written from its job ads)."""
-    from .submit import adopt_run, load_run, runs_dir
+    from .submit import current_run
 
-    cluster = getattr(args, "cluster", None)
-    if cluster is not None and not (runs_dir(_job_dir(args)) / f"{cluster}.json").is_file():
-        return adopt_run(_job_dir(args), _config(args), cluster)
-    return load_run(_job_dir(args), cluster)
+    return current_run(_job_dir(args), _config(args), getattr(args, "cluster", None))
 
 
 def _report_submit(rep: Any, skipped: int, verb: str, as_json: bool) -> None:
@@ -811,6 +822,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-missing", action="store_true", help="exit 0 even if rows are missing")
     s.add_argument("--chunk", type=int, help="rows per chunk the results were made with "
                    "(default: read from results-1.json)")
+    s.add_argument("--x", dest="chart_x", metavar="FIELD", help="field on the x axis (default: "
+                   "chart_x, else the results' first numeric field)")
+    s.add_argument("--y", dest="chart_y", metavar="FIELD", help="field on the y axis (default: "
+                   "chart_y, else the results' second numeric field)")
+    s.add_argument("--title", dest="chart_title", help="the page's title (default: chart_title)")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("demo", parents=[common], help="create a photodemo job folder with images")
