@@ -81,6 +81,18 @@ class Progress:
             sys.stderr.flush()
 
 
+def show_causes(causes: Sequence[Any], limit: int = 8) -> None:
+    """Failed chunks grouped by cause: count, the first chunks, one log to read, a hint."""
+    for c in causes[:limit]:
+        starts = ", ".join(str(s) for s in c.starts[:5]) + (", ..." if c.count > 5 else "")
+        err(f"  {c.count} chunk(s) failed: {c.cause}")
+        err(f"      chunks starting at row {starts}" + (f"; log: {c.log}" if c.log else ""))
+        if c.hint:
+            err(f"      hint: {c.hint}")
+    if len(causes) > limit:
+        err(f"  ... and {len(causes) - limit} more cause(s); see --json")
+
+
 # ----------------------------------------------------------------------------- job loading
 
 

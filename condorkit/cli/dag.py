@@ -4,6 +4,7 @@ graphs, locally or on the pool)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
             out("".join(line + "\n" for line in format_result(r, args.number, args.node,
                                                                 args.eot)))
 
+    from condorkit.model.interpreter import python_command
+
+    command = python_command(tuple(command), os.environ.get("CONDORKIT_PYTHON", ""),
+                             "environment")
     report = run_graph(graph, command, workers=args.jobs, stdin=args.stdin,
                        timeout=args.task_timeout, on_result=on_result)
     return _print_graph(args, report)

@@ -16,6 +16,7 @@ from condorkit.cli.common import (
     job_dir_of,
     out,
     prepare_job,
+    show_causes,
 )
 from condorkit.errors import ResultsError, RunFailed, UsageError
 
@@ -24,9 +25,15 @@ from condorkit.errors import ResultsError, RunFailed, UsageError
 
 def cmd_mksubmit(args: argparse.Namespace) -> int:
     from condorkit.condor.render import render_submit
+    from condorkit.condor.submit import check_job_folder
 
     job = prepare_job(args, chunk=args.chunk, max_rows=args.max)
     text = render_submit(job)
+    try:
+        check_job_folder(job)
+    except UsageError as exc:  # the file is still printed: condor_submit is the user's call
+        err(f"mksubmit: warning: {exc.message}")
+        err(f"  hint: {exc.hint}")
     out(text)
     err(f"mksubmit: {job.rows} rows in {len(job.chunks)} chunk(s) of up to {job.config.chunk}; "
         f"rows files in {job.dir / 'chunks'}")
@@ -84,8 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"valid), {len(report.failed)} failed, {report.retried} retried, "
             f"{report.speculated} speculated; {report.rows_run} rows in {report.pieces} "
             f"piece(s), {report.rows_per_s:.1f} rows/s, wall {report.wall_s:.2f}s")
-        for c in report.failed:
-            err(f"  chunk {c.start} ({c.count} rows) failed: {c.reason}")
+        show_causes(report.causes)
         err(f"run: joblog {report.joblog}")
 
     def on_term(signum: int, _frame: Any) -> None:
@@ -114,7 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from condorkit.report.jobreport import aggregate_job, job_results
 
-    cfg = config_of(args)
+    cfg = config_of(args, chart_x=args.chart_x, chart_y=args.chart_y,
+                    chart_title=args.chart_title)
     paths = [Path(p) for p in args.results] or job_results(job_dir_of(args), cfg)
     report = aggregate_job(job_dir_of(args), cfg, Path(args.output), paths=paths,
                            check_manifest=not args.no_manifest,
@@ -129,6 +136,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         f"missing {d.get('missing') or 'none'}")
     for path, problem in d.get("invalid_files", []):
         err(f"  INVALID {path}: {problem}")
+    if report.x_field:
+        err(f"aggregate: chart of {report.y_field} against {report.x_field}: "
+            f"{report.points} point(s)" + (f"; {report.chart_note}" if report.chart_note else ""))
+    elif report.chart_note:
+        err(f"aggregate: {report.chart_note}; the page lists the results in a table")
     err(f"aggregate: wrote {args.output}")
     if d.get("missing") and not args.allow_missing:
         raise ResultsError(f"rows missing from the results: {d.get('missing')}",
@@ -230,6 +242,11 @@ def add_local_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--allow-missing", action="store_true", help="exit 0 even if rows are missing")
     s.add_argument("--chunk", type=int, help="rows per chunk the results were made with "
                    "(default: read from results-1.json)")
+    s.add_argument("--x", dest="chart_x", metavar="FIELD", help="field on the x axis (default: "
+                   "chart_x, else the results' first numeric field)")
+    s.add_argument("--y", dest="chart_y", metavar="FIELD", help="field on the y axis (default: "
+                   "chart_y, else the results' second numeric field)")
+    s.add_argument("--title", dest="chart_title", help="the page's title (default: chart_title)")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("demo", parents=[common], help="create a photodemo job folder with images")

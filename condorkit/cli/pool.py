@@ -15,6 +15,7 @@ from condorkit.cli.common import (
     job_dir_of,
     out,
     prepare_job,
+    show_causes,
     table,
 )
 from condorkit.errors import RunFailed
@@ -77,9 +78,13 @@ def _render_status(st: Any) -> None:
     err(f"run {st.cluster} on {st.schedd} ({st.job_dir}): {len(st.chunks)} chunk(s), "
         f"{st.rows_done}/{st.rows} rows done ({pct:.0f}%)")
     err("  " + "  ".join(f"{k} {v}" for k, v in c.items() if v or k != "completed"))
-    for b in st.bad:
+    for b in st.bad[:5]:
         err(f"  chunk {b.start} (rows {b.start}-{b.start + b.count - 1}, job "
             f"{st.cluster}.{b.proc}) {b.state.upper()} after {b.attempts} attempt(s): {b.reason}")
+    if len(st.bad) > 5:
+        err(f"  ... and {len(st.bad) - 5} more held or failed chunk(s); by cause:")
+    if st.bad:
+        show_causes(st.causes)
     for note in st.notes:
         err(f"  note: {note}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from condorkit.condor.render import render_submit
 from condorkit.condor.submit import expand_item, parse_items
 from condorkit.errors import UsageError
+from condorkit.model.interpreter import job_env
 from condorkit.model.job import Job
 from condorkit.model.layout import scratch_root
 from condorkit.model.scratch import ScratchSpec, execute
@@ -64,7 +65,9 @@ def dry_run(job: Job, index: int = 0) -> DryRunResult:
     spec = ScratchSpec(resolve(ex.executable), ex.arguments,
                        tuple(resolve(f) for f in ex.transfer_input_files),
                        ex.transfer_output_files, f"dry-run-{index}")
-    a = execute(spec, scratch_root(job.dir), os.environ, job.config.request_cpus)
+    env = job_env(os.environ, job.config.python, job.config.sources.get("python", "default"),
+                  job.bundle is not None)
+    a = execute(spec, scratch_root(job.dir), env, job.config.request_cpus)
     chunk = job.chunks[index]
     return DryRunResult(index, chunk.start, chunk.count, a.scratch, ex.executable, ex.arguments,
                         ex.transfer_input_files, ex.transfer_output_files, a.missing_outputs,

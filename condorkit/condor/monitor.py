@@ -34,6 +34,7 @@ from condorkit.condor.submit import (
     retrieve,
 )
 from condorkit.errors import CondorError
+from condorkit.model.failures import FailureCause, describe, group
 from condorkit.model.results import valid_result
 from condorkit.model.states import POOL_END_STATES, POOL_STATES, State
 
@@ -66,6 +67,8 @@ class ChunkStatus:
     wrapper_error: str = ""
     stderr_last: str = ""
     reason: str = ""
+    cause: str = ""  # held or failed: the cause, grouped by RunStatus.causes
+    log: str = ""  # its stderr log in the job folder
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,11 @@ class RunStatus:
         return all(c.state == State.DONE for c in self.chunks)
 
     @property
+    def causes(self) -> tuple[FailureCause, ...]:
+        """Held and failed chunks grouped by cause, with one log each and a hint."""
+        return group((c.start, c.cause or c.reason, c.log) for c in self.bad)
+
+    @property
     def bad(self) -> tuple[ChunkStatus, ...]:
         return tuple(c for c in self.chunks if c.state in (State.HELD, State.FAILED))
 
@@ -113,7 +121,7 @@ class RunStatus:
         d = asdict(self)
         d["job_dir"] = str(self.job_dir)
         d.update(counts=self.counts, finished=self.finished, ok=self.ok, rows=self.rows,
-                 rows_done=self.rows_done)
+                 rows_done=self.rows_done, causes=[asdict(c) for c in self.causes])
         return d
 
 
@@ -146,15 +154,20 @@ def _host(slot: Any) -> str:
     return text.rsplit("@", 1)[-1]
 
 
-def _last_lines(path: Path) -> tuple[str, str]:
-    """(the wrapper's last ``error:`` line, the last other non-empty line) of a chunk's stderr."""
+def _tail(path: Path) -> str:
+    """The last 8 KiB of a chunk's stderr ("" when unreadable)."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
             fh.seek(max(0, fh.tell() - 8192))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
+            return fh.read().decode("utf-8", "replace")
     except OSError:
-        return "", ""
+        return ""
+
+
+def _last_lines(path: Path) -> tuple[str, str]:
+    """(the wrapper's last ``error:`` line, the last other non-empty line) of a chunk's stderr."""
+    lines = _tail(path).splitlines()
     wrapper = [ln.strip() for ln in lines if ln.startswith("condorkit-wrapper: error:")]
     other = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("condorkit-wrapper:")]
     return (wrapper[-1] if wrapper else ""), (other[-1][:300] if other else "")
@@ -335,9 +348,17 @@ class RunWatcher:
             else:
                 state = State.FAILED
                 reason = f"removed: {removed_reason or 'no reason given'}"
-        wrapper_error = stderr_last = ""
+        wrapper_error = stderr_last = cause = log = ""
         if state in (State.HELD, State.FAILED):
-            wrapper_error, stderr_last = _last_lines(self.record.err_path(entry))
+            err_path = self.record.err_path(entry)
+            wrapper_error, stderr_last = _last_lines(err_path)
+            log = str(err_path) if err_path.is_file() else ""
+            if state == State.HELD:
+                cause = f"held: {hold_reason or 'no reason given'}"
+            elif isinstance(exit_code, int) and exit_code and not by_signal:
+                cause = describe(exit_code, _tail(err_path))
+            else:
+                cause = reason
             if wrapper_error and state == State.FAILED:
                 reason += f"; {wrapper_error}"
             elif stderr_last and exit_code:
@@ -347,7 +368,7 @@ class RunWatcher:
                            hold_reason if state == State.HELD else "",
                            hold_code if state == State.HELD else None, problem,
                            wrapper_error,
-                           stderr_last, reason)
+                           stderr_last, reason, cause, log)
 
     def hosts_of_attempts(self) -> dict[str, int]:
         """Execute attempts per host, from the event log (includes evicted attempts)."""

@@ -4,7 +4,8 @@ Owns the decisions the command line used to make: submit only the chunks without
 (unless asked for all), never queue a chunk that a job in the queue is still working on (whoever
 submitted it), resubmit only when the previous run has nothing queued, running or waiting for
 retrieval (its held jobs are removed and replaced), and which run a folder's commands look at (the
-current one, or a cluster adopted from plain ``condor_submit``). Returns frozen dataclasses;
+newest one, also when it was submitted with plain ``condor_submit``: then it is found in the job
+folder's event log and adopted). Returns frozen dataclasses;
 prints nothing.
 """
 
@@ -19,6 +20,7 @@ from condorkit.condor.monitor import queued_chunks, status
 from condorkit.condor.submit import (
     RunRecord,
     SubmitReport,
+    _htcondor,
     adopt_run,
     chunks_to_run,
     load_run,
@@ -26,9 +28,10 @@ from condorkit.condor.submit import (
     runs_dir,
     submit_run,
 )
-from condorkit.errors import UsageError
+from condorkit.errors import CondorError, UsageError
 from condorkit.model.chunking import Chunk
 from condorkit.model.job import Job
+from condorkit.model.layout import EVENT_LOG, current_run
 from condorkit.model.states import State
 
 
@@ -44,10 +47,45 @@ class SubmitOutcome:
     removed_held: tuple[int, ...] = ()
 
 
+def logged_cluster(event_log: Path) -> int | None:
+    """The newest cluster submitted into ``event_log`` (the job folder's HTCondor event log),
+    read through the bindings' ``JobEventLog``; None when the log is missing or has none."""
+    if not event_log.is_file():
+        return None
+    htcondor = _htcondor()
+    newest = None
+    try:
+        for event in htcondor.JobEventLog(str(event_log)).events(stop_after=0):
+            if event.type == htcondor.JobEventType.SUBMIT:
+                newest = max(newest or 0, int(event.cluster))
+    except Exception as exc:
+        raise CondorError(f"cannot read the event log {event_log}: {exc}",
+                          "check the file (it is written by HTCondor as the jobs run)") from exc
+    return newest
+
+
 def open_run(job_dir: Path, config: Any, cluster: int | None = None) -> RunRecord:
-    """The run to look at: the current one, or ``cluster`` (a cluster submitted with
-    ``condor_submit`` from this folder is adopted: its run record is written from its job ads)."""
-    if cluster is not None and not (runs_dir(job_dir) / f"{cluster}.json").is_file():
+    """The run to look at: ``cluster`` if given, else the job folder's newest one.
+
+    A cluster submitted another way (``condor_submit submit.sub``, the tutorial's way) has no run
+    record yet: it is found in the job folder's event log (``LOGDIR/condorkit.log``, named by
+    the submit file) and adopted from its jobs' attributes (:func:`adopt_run`).
+    """
+    job_dir = job_dir.resolve()
+    if cluster is None:
+        logged = logged_cluster(job_dir / config.log_dir / EVENT_LOG)
+        known = current_run(job_dir).is_file()
+        if logged is not None and not (runs_dir(job_dir) / f"{logged}.json").is_file():
+            current = load_run(job_dir).cluster if known else -1
+            if logged > current:
+                return adopt_run(job_dir, config, logged)
+        if not known and logged is None:
+            raise UsageError(f"{job_dir}: no run has been submitted from this job folder (no run "
+                             f"record, and no submission in {config.log_dir}/{EVENT_LOG})",
+                             "submit with `condorkit submit` or `condor_submit submit.sub` from "
+                             "this folder, pass -C JOB_FOLDER, or name the run with --cluster N")
+        return load_run(job_dir)
+    if not (runs_dir(job_dir) / f"{cluster}.json").is_file():
         return adopt_run(job_dir, config, cluster)
     return load_run(job_dir, cluster)
 

@@ -279,6 +279,28 @@ def load_run(job_dir: Path, cluster: int | None = None) -> RunRecord:
     return RunRecord.from_dict(doc, path)
 
 
+def check_job_folder(job: Job, spool: bool = False) -> None:
+    """Refuse, up front, a job folder the jobs' owner cannot write back into.
+
+    Without spooling, HTCondor writes the event log, each chunk's stdout/stderr and the results
+    into ``LOGDIR`` and ``RESULTS`` as the job's owner. A job submitted by root runs as another
+    user (HTCondor refuses root jobs; on the test pool it runs as the pool user), who cannot
+    write folders only root may write: the jobs would run and then be held with "Transfer
+    output files failure ... Permission denied".
+    """
+    folders = [job.log_dir, job.results_dir]
+    for d in folders:
+        d.mkdir(parents=True, exist_ok=True)
+    if spool or os.geteuid() != 0:
+        return
+    shut = [d for d in folders if not d.stat().st_mode & 0o002]
+    if shut:
+        names = " ".join(str(d) for d in shut)
+        raise UsageError(f"{names}: only root can write here, but HTCondor runs root's jobs as "
+                         "another user, who must write the logs and results back",
+                         f"submit as an ordinary user, or `chmod 1777 {names}`, or use --spool")
+
+
 # ----------------------------------------------------------------------------- submitting
 
 
@@ -324,6 +346,7 @@ def submit_run(job: Job, chunks: Sequence[Chunk] | None = None, *, spool: bool =
     """
     from condorkit.condor.render import render_submit
 
+    check_job_folder(job, spool)
     htcondor = _htcondor()
     chosen = list(job.chunks if chunks is None else chunks)
     if not chosen:

@@ -23,11 +23,9 @@ Every attempt is one line of a tab-separated joblog. Library code only: prints n
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +42,8 @@ from condorkit.local.scheduler import (
     Span,
     killpg,
 )
+from condorkit.model.failures import FailureCause, group
+from condorkit.model.interpreter import ENV_VAR, job_env
 from condorkit.model.job import Job
 from condorkit.model.layout import JOBLOG, run_lock, scratch_root
 from condorkit.model.states import State
@@ -60,6 +60,8 @@ class ChunkOutcome:
     status: State  # done, skipped (valid result already there), failed or pending
     attempts: int
     reason: str = ""
+    cause: str = ""  # the failure's cause without the attempt count, for grouping
+    log: str = ""  # the stderr log of its last failed attempt
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,12 @@ class RunReport:
     pieces: int = 0
     joblog: Path | None = None
     interrupted: str = ""
+    python: str = ""  # the interpreter a .py program ran under ("" with a bundle)
+
+    @property
+    def causes(self) -> tuple[FailureCause, ...]:
+        """Failed chunks grouped by cause, most frequent first, with a log and a hint each."""
+        return group(((c.start, c.cause or c.reason, c.log) for c in self.failed), self.python)
 
     @property
     def failed(self) -> tuple[ChunkOutcome, ...]:
@@ -100,7 +108,8 @@ class RunReport:
         d = asdict(self)
         d.update(job_dir=str(self.job_dir), joblog=str(self.joblog) if self.joblog else None,
                  done=self.done, skipped=self.skipped, failed=len(self.failed),
-                 rows_per_s=round(self.rows_per_s, 3))
+                 rows_per_s=round(self.rows_per_s, 3),
+                 causes=[asdict(c) for c in self.causes])
         return d
 
 
@@ -112,25 +121,6 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-@functools.lru_cache(maxsize=8)
-def _resolve_python(python: str, cwd: str) -> str | None:
-    """The interpreter ``python`` starts (a pyenv shim or wrapper costs ~0.2 s per call)."""
-    exe = shutil.which(python)
-    if exe is None:
-        return None
-    try:
-        with open(exe, "rb") as fh:
-            if fh.read(4) == b"\x7fELF":  # a real interpreter, not a shim script: use it
-                return os.path.abspath(exe)
-    except OSError:
-        return None
-    try:
-        out = subprocess.run([exe, "-c", "import sys; print(sys.executable)"], cwd=cwd,
-                             capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    real = out.stdout.strip()
-    return real if out.returncode == 0 and real and os.access(real, os.X_OK) else None
 
 
 def _lock(job: Job) -> int:
@@ -171,10 +161,8 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     joblog.parent.mkdir(parents=True, exist_ok=True)
     job.results_dir.mkdir(parents=True, exist_ok=True)
     base_env = dict(os.environ if env is None else env)
-    if "CONDORKIT_PYTHON" not in base_env and job.bundle is None:
-        real = _resolve_python(job.config.python, str(job.dir))
-        if real:
-            base_env["CONDORKIT_PYTHON"] = real
+    base_env = job_env(base_env, job.config.python, job.config.sources.get("python", "default"),
+                       job.bundle is not None)
     lock = _lock(job)
     r = None
     old: dict[int, Any] = {}
@@ -232,11 +220,12 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     outcomes = [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, State.SKIPPED, 0)
                 for i in skipped]
     outcomes += [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, st.status, st.attempts,
-                              st.reason) for i, st in r.chunks.items()]
+                              st.reason, st.cause, st.log) for i, st in r.chunks.items()]
     outcomes.sort(key=lambda o: o.start)
     report = RunReport(job.dir, tuple(outcomes), job.rows, time.perf_counter() - r.t0, workers,
                        dispatch, r.rows_done, r.attempts, r.retried, r.speculated, r.pieces,
-                       joblog, signal.Signals(r.stop).name if r.stop else "")
+                       joblog, signal.Signals(r.stop).name if r.stop else "",
+                       base_env.get(ENV_VAR, ""))
     if r.stop:
         exc = Interrupted(f"stopped by {report.interrupted}: {report.done} of "
                           f"{len(report.chunks)} chunk(s) have valid results",

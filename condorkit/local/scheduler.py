@@ -37,6 +37,7 @@ from condorkit.local.pieces import (
     write_chunk_results,
     write_piece_rows,
 )
+from condorkit.model.failures import describe
 from condorkit.model.job import Job
 from condorkit.model.layout import scratch_root
 from condorkit.model.scratch import STDERR, make_scratch, place, start, worker_env
@@ -145,6 +146,8 @@ class ChunkState:
     status: State = State.PENDING
     attempts: int = 0
     reason: str = ""
+    cause: str = ""  # the last failed attempt's cause (condorkit.failures.describe)
+    log: str = ""  # that attempt's stderr, kept in the log folder
     parts: list[tuple[Piece, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -153,18 +156,6 @@ def killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _describe(rc: int, stderr_tail: str) -> str:
-    if rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = f"signal {-rc}"
-        return f"killed by {name}"
-    lines = [ln.strip() for ln in stderr_tail.splitlines() if ln.strip()
-             and not ln.startswith("condorkit-wrapper: program exited")]
-    return f"exit code {rc}: {lines[-1] if lines else ''}".rstrip(": ")
 
 
 class Scheduler:
@@ -337,11 +328,11 @@ class Scheduler:
             else:
                 outcome, note = "invalid", f"invalid results: {why}"
         else:
-            note = copy.killed or _describe(rc, tail)
+            note = copy.killed or describe(rc, tail)
             if copy.killed == "interrupted":
                 outcome = "interrupted"
         if outcome in ("failed", "invalid") and not others:
-            self._failed(copy, note)
+            self._failed(copy, note, str(self.job.log_dir / f"{piece.label}.err"))
         if copy.speculative:
             note = (note + "; " if note else "") + "speculative copy"
         self._joblog(copy, rc, duration, outcome, note)
@@ -385,7 +376,7 @@ class Scheduler:
             if all(self.chunks[i].status == State.DONE for i in p.chunks):
                 part_path(self.job, p).unlink(missing_ok=True)
 
-    def _failed(self, copy: _Copy, reason: str) -> None:
+    def _failed(self, copy: _Copy, reason: str, log: str = "") -> None:
         """Requeue a failed piece's rows with backoff, or record its chunks failed."""
         piece = copy.piece
         joined = len(piece.chunks) > 1  # our own choice: costs no retry, never joined again
@@ -396,6 +387,7 @@ class Scheduler:
                 continue
             if tries > self.retries:
                 st.status, st.reason = State.FAILED, f"{reason} (after {st.attempts} attempt(s))"
+                st.cause, st.log = reason, log
                 for q in self.queues:
                     for s in [s for s in q if s.chunk == i]:
                         q.remove(s)

@@ -49,7 +49,9 @@ class JobConfig:
     outputs: tuple[str, ...] = ()
     bundle: str = field(default="", metadata=_cli(
         "environment bundle tarball (see `condorkit bundle`)"))
-    python: str = "python3"
+    python: str = field(default="", metadata=_cli(
+        "local runs: the interpreter for a .py program (default: the one running condorkit; "
+        "a bundle's wins; pool workers use python3)"))
     request_cpus: int = field(default=1, metadata=_cli("HTCondor request_cpus (default 1)"))
     request_memory: str = field(default="1GB", metadata=_cli(
         "HTCondor request_memory (default 1GB)"))
@@ -64,6 +66,9 @@ class JobConfig:
         "submit template name (default submit.sub.j2)"))
     workers: int = 0
     local_retries: int = 2
+    chart_x: str = ""  # aggregate: the fields charted ("": the first two numeric fields)
+    chart_y: str = ""
+    chart_title: str = ""
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -158,13 +163,13 @@ def read_project_file(job_dir: Path) -> dict[str, Any]:
 
 
 # what a folder without condorkit.toml takes from the example whose program it holds
-_PRESET_KEYS = ("program", "columns")
+_PRESET_KEYS = ("program", "columns", "chart_x", "chart_y", "chart_title")
 
 
 def example_preset(job_dir: Path, project: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """(source, options) of the packaged example whose program the folder holds (e.g. the OSG
     tutorial's ``luminance.py``) when the project file names no other program: that example's
-    ``program`` and ``columns``, so such a folder works as it is. Else ("", {})."""
+    ``program``, ``columns`` and chart settings, so such a folder works as it is. Else ("", {})."""
     examples = resources.files("condorkit.examples")
     for folder in sorted(examples.iterdir(), key=lambda f: f.name):
         toml = folder.joinpath(PROJECT_FILE)

@@ -1,11 +1,12 @@
 """Aggregating a job folder: which results files, which rows and chunk keys are expected.
 
 Owns the policy around :func:`condorkit.report.aggregate.aggregate` for a job folder: the results
-files (default ``RESULTS/results-*.json``), the rows the manifest expects, and the current job's
-chunk keys, so results made for other rows, another program or other options count as stale. The
-chunk size is the one the results were made with (the row count of ``results-1.json``) unless
-given. When the job cannot be prepared (e.g. its program is gone) the manifest alone gives the
-expected rows and a note says the keys were not checked.
+files (default ``RESULTS/results-*.json``), the rows the manifest expects, the chart's fields and
+title (``chart_x``, ``chart_y``, ``chart_title``), and the current job's chunk keys, so results
+made for other rows, another program or other options count as stale. The chunk size is the one
+the results were made with (the row count of ``results-1.json``) unless given. When the job
+cannot be prepared (e.g. its program is gone) the manifest alone gives the expected rows and a
+note says the keys were not checked.
 """
 
 from __future__ import annotations
@@ -66,4 +67,5 @@ def aggregate_job(job_dir: Path, config: JobConfig, out_html: Path, *,
         elif manifest_required:
             raise UsageError(f"manifest {mpath} not found", "pass --manifest or --no-manifest")
     return aggregate(paths, expected_rows=expected, out_html=out_html,
-                     allow_missing=allow_missing, expected_keys=keys)
+                     allow_missing=allow_missing, expected_keys=keys, x_field=config.chart_x,
+                     y_field=config.chart_y, title=config.chart_title)

@@ -13,11 +13,11 @@ from condorkit.condor.submit import (
     ChunkEntry,
     RunRecord,
     ScheddInfo,
-    list_runs,
     load_run,
     write_run_record,
 )
 from condorkit.errors import UsageError
+from condorkit.model.layout import runs_dir
 
 
 def record(job_dir: Path, cluster: int = 41, parent: int | None = None) -> RunRecord:
@@ -37,7 +37,7 @@ def test_record_round_trips_and_becomes_the_current_run(tmp_path: Path) -> None:
     write_run_record(second)
     assert load_run(tmp_path) == second
     assert load_run(tmp_path, 41) == first
-    assert list_runs(tmp_path) == [41, 57]
+    assert sorted(p.name for p in runs_dir(tmp_path).glob("*.json")) == ["41.json", "57.json"]
     doc = json.loads((tmp_path / ".condorkit" / "runs" / "41.json").read_text())
     assert doc["format"] == "condorkit-run/1"
     assert doc["submitted_utc"] == "2023-11-14T22:13:20Z"
