@@ -1,8 +1,8 @@
 """Aggregating results files into one coverage report and the chart page ``scatter.html``.
 
-Owns counting (which rows have a value, an error, a duplicate, or nothing) and building the
-chart's data (points, or binned counts above the density threshold); :mod:`condorkit.report.chart`
-turns that into the page.
+Owns counting (which rows have a value, an error, a duplicate, or nothing) and collecting the
+charted values row by row; :mod:`condorkit.report.chart` picks the fields, builds the chart's data
+(points, or binned counts above the density threshold) and the page.
 
 Rules:
 - rows are 1..expected (``expected`` is the manifest's data-row count; when not given, the
