@@ -375,10 +375,7 @@ def collect_graph(out_dir: Path) -> GraphReport:
                 pending.append(task)
             continue
         ev = events.get(node)
-        code = ev.exit_code if ev else None
-        if code is None and st.status == "error":
-            m = re.search(r"failed with status (-?\d+)", st.details)
-            code = int(m.group(1)) if m else None
+        code = ev.exit_code if ev else None  # from the node log's termination event
         output, stderr = (_read(out_dir / "out" / f"{node}.{ext}") for ext in ("out", "err"))
         down: tuple[str, ...] = ()
         if st.status == "error":

@@ -2,26 +2,25 @@
 
 Owns submitting a DAG with ``condor_submit_dag`` (on the submit machine; ``CONDORKIT_SUBMIT_DAG``
 may name another command line, e.g. the test pool's ``scripts/condor-pool exec
-condor_submit_dag``), waiting for DAGMan to exit (its ``EXITING WITH STATUS`` line in
-``DAG.dagman.out``, which DAGMan appends to, read from the offset before the submission) and its
-metrics file, and parsing DAGMan's own files as text into frozen dataclasses: the node status file
-(``NODE_STATUS_FILE``, new ClassAd syntax) and the node log (``DAG.nodes.log``, HTCondor's user
-log). No htcondor2: these are plain files next to the DAG. Library code only: prints nothing.
+condor_submit_dag``) and reading DAGMan's state through the bindings, never its text output: the
+DAGMan job's own event log (``DAG.dagman.log``, through ``htcondor2.JobEventLog``) gives its
+cluster and exit code, the node log (``DAG.nodes.log``, also through ``JobEventLog``) each node's
+jobs, and the node status file (``NODE_STATUS_FILE``) is parsed by ``classad2.parseAds``. Also the
+DAGMan metrics file (JSON). Results are frozen dataclasses; library code only: prints nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from condorkit.errors import CondorError
 
@@ -30,52 +29,14 @@ NODE_STATUS = {0: "not_ready", 1: "ready", 2: "prerun", 3: "submitted", 4: "post
 SUBMIT_ENV = "CONDORKIT_SUBMIT_DAG"
 
 
-_ATTR = re.compile(r"^([A-Za-z_]\w*)\s*=\s*(.*?)\s*;\s*(?:/\*\s*(.*?)\s*\*/)?$")
+def _parse_ads(text: str) -> list[dict[str, object]]:
+    """The ads of a node status file (new ClassAd syntax) as plain dicts, via ``classad2``."""
+    import classad2
 
-
-def _scalar(text: str) -> object:
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", text[1:-1])
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def parse_classads(text: str) -> list[dict[str, object]]:
-    """The ads of a DAGMan node status file (new ClassAd syntax, one attribute per line).
-
-    An attribute's trailing ``/* "comment" */`` is kept as ``NAME_text``.
-    """
-    ads: list[dict[str, object]] = []
-    cur: dict[str, object] | None = None
-    in_list: tuple[str, list[object]] | None = None
-    for raw in text.splitlines():
-        s = raw.strip()
-        if cur is None:
-            if s == "[":
-                cur = {}
-            continue
-        if in_list is not None:
-            if s.startswith("}"):
-                cur[in_list[0]] = in_list[1]
-                in_list = None
-            elif s:
-                in_list[1].append(_scalar(s.rstrip(",").strip()))
-            continue
-        if s == "]":
-            ads.append(cur)
-            cur = None
-            continue
-        m = re.match(r"^([A-Za-z_]\w*)\s*=\s*\{\s*$", s)
-        if m:
-            in_list = (m.group(1), [])
-            continue
-        m = _ATTR.match(s)
-        if m:
-            cur[m.group(1)] = _scalar(m.group(2))
-            if m.group(3):
-                cur[m.group(1) + "_text"] = m.group(3).strip('"')
+    ads = []
+    for ad in classad2.parseAds(text):
+        ads.append({k: ad.eval(k) if isinstance(ad.get(k), classad2.ExprTree) else ad.get(k)
+                    for k in ad.keys()})
     return ads
 
 
@@ -108,7 +69,10 @@ def read_node_status(path: Path) -> DagStatus:
     except FileNotFoundError as exc:
         raise CondorError(f"no node status file {path} yet",
                           "submit the DAG (condor_submit_dag), then wait a few seconds") from exc
-    ads = parse_classads(text)
+    try:
+        ads = _parse_ads(text)
+    except Exception:  # a partly written file (DAGMan rewrites it in place)
+        ads = []
     dag = next((a for a in ads if a.get("Type") == "DagStatus"), None)
     end = next((a for a in ads if a.get("Type") == "StatusEnd"), None)
     if dag is None or end is None:
@@ -118,7 +82,7 @@ def read_node_status(path: Path) -> DagStatus:
                             str(a.get("StatusDetails", "")), int(str(a.get("RetryCount", 0))))
                   for a in ads if a.get("Type") == "NodeStatus")
     code = int(str(dag.get("DagStatus", -1)))
-    label = {5: "done", 6: "error"}.get(code, str(dag.get("DagStatus_text", code)))
+    label = NODE_STATUS.get(code, str(code))
     counts = {k[5:].lower(): int(str(v)) for k, v in dag.items()
               if k.startswith("Nodes") and not k.endswith("_text") and str(v).isdigit()}
     return DagStatus(Path(path), label, end.get("NextUpdate") == 0, nodes, counts)
@@ -137,43 +101,54 @@ class NodeEvents:
     ended: float | None = None
 
 
-_EVENT = re.compile(r"^(\d{3}) \((\d+)\.\d+\.\d+\) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (.*)$")
+def _host(sinful: object) -> str:
+    """``<...alias=vm&...>`` (an ExecuteHost) -> ``vm``."""
+    text = str(sinful or "")
+    return text.split("alias=", 1)[1].split("&", 1)[0].rstrip(">") if "alias=" in text else ""
+
+
+def _events(path: Path) -> list[Any]:
+    """Every complete event of an event log, through ``htcondor2.JobEventLog`` (a log being
+    written may end in a partial event: the events before it are returned)."""
+    import htcondor2
+
+    events: list[Any] = []
+    try:
+        for ev in htcondor2.JobEventLog(str(path)).events(stop_after=0):
+            events.append(ev)
+    except Exception:  # noqa: S110 - a partial last event: what was read stands
+        pass
+    return events
 
 
 def read_node_log(path: Path) -> dict[str, NodeEvents]:
-    """Parse ``DAG.nodes.log`` (HTCondor's user log text): per node, its latest job's events."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
+    """Read ``DAG.nodes.log`` (the DAG's event log): per node, its latest job's events."""
+    import htcondor2
+
+    if not Path(path).is_file():
         return {}
     by_cluster: dict[int, dict[str, object]] = {}
     submits: dict[str, int] = {}
-    cur: dict[str, object] | None = None
-    code = ""
-    for line in lines:
-        m = _EVENT.match(line)
-        if m:
-            code, cluster = m.group(1), int(m.group(2))
-            cur = by_cluster.setdefault(cluster, {"cluster": cluster})
-            when = datetime.strptime(m.group(3), "%Y-%m-%d %H:%M:%S").timestamp()
-            if code == "001":
-                alias = re.search(r"alias=([^&>]+)", m.group(4))
-                cur["host"] = alias.group(1) if alias else ""
-            elif code in ("005", "009"):
-                cur["ended"] = when
-            continue
-        if cur is None:
-            continue
-        s = line.strip()
-        if code == "000" and s.startswith("DAG Node:"):
-            cur["node"] = s.split(":", 1)[1].strip()
-            submits[str(cur["node"])] = submits.get(str(cur["node"]), 0) + 1
-        elif code == "001" and s.startswith("SlotName:"):
-            cur["slot"] = s.split(":", 1)[1].strip()
-        elif code == "005":
-            r = re.search(r"\(return value (-?\d+)\)|\(signal (\d+)\)", s)
-            if r:
-                cur["exit_code"] = int(r.group(1)) if r.group(1) else 128 + int(r.group(2))
+    types = htcondor2.JobEventType
+    for ev in _events(path):
+        e = ev
+        cur = by_cluster.setdefault(int(e.cluster), {"cluster": int(e.cluster)})
+        if e.type == types.SUBMIT:
+            notes = str(e.get("LogNotes", ""))
+            if notes.startswith("DAG Node:"):
+                node = notes.split(":", 1)[1].strip()
+                cur["node"] = node
+                submits[node] = submits.get(node, 0) + 1
+        elif e.type == types.EXECUTE:
+            cur["slot"] = str(e.get("SlotName", ""))
+            cur["host"] = _host(e.get("ExecuteHost"))
+        elif e.type == types.JOB_TERMINATED:
+            cur["ended"] = float(e.timestamp)
+            sig = e.get("TerminatedBySignal")
+            cur["exit_code"] = (int(e.get("ReturnValue", 0)) if e.get("TerminatedNormally")
+                                else 128 + int(sig or 0))
+        elif e.type == types.JOB_ABORTED:
+            cur["ended"] = float(e.timestamp)
     out: dict[str, NodeEvents] = {}
     for c in sorted(by_cluster):
         d = by_cluster[c]
@@ -188,17 +163,15 @@ def read_node_log(path: Path) -> dict[str, NodeEvents]:
     return out
 
 
-
 # ----------------------------------------------------------------------------- submit and wait
 
 
 @dataclass(frozen=True)
 class DagSubmission:
     dag: Path
-    cluster: int
-    out_offset: int  # size of DAG.dagman.out before this submission (DAGMan appends to it)
+    cluster: int  # the DAGMan job's cluster (from its event log)
     submitted: float
-    rescue: bool  # condor_submit_dag said it runs a rescue DAG
+    rescue: bool  # a rescue DAG existed, so DAGMan runs only what did not finish
 
 
 @dataclass(frozen=True)
@@ -220,50 +193,71 @@ def submit_command() -> list[str]:
     return shlex.split(env) if env else ["condor_submit_dag"]
 
 
+def dagman_log(dag: Path) -> Path:
+    """The DAGMan job's own event log, as condor_submit_dag names it."""
+    return dag.parent / (dag.name + ".dagman.log")
+
+
+def _dagman_clusters(dag: Path) -> set[int]:
+    import htcondor2
+
+    return {int(e.cluster) for e in _events(dagman_log(dag))
+            if e.type == htcondor2.JobEventType.SUBMIT}
+
+
 def submit_dag(dag: Path, command: Sequence[str] | None = None) -> DagSubmission:
-    """Run ``condor_submit_dag DAG`` in the DAG's folder (a rescue DAG is picked up by DAGMan)."""
+    """Run ``condor_submit_dag DAG`` in the DAG's folder (a rescue DAG is picked up by DAGMan).
+
+    The new DAGMan job's cluster is the one its event log gained by this submission."""
     cmd = list(command or submit_command())
     if shutil.which(cmd[0]) is None:
         raise CondorError(f"{cmd[0]} not found on PATH",
                           "run this on the pool's submit machine, or set "
                           f"{SUBMIT_ENV} to a command line that submits a DAG")
     dag = Path(dag).resolve()
-    out = dag.parent / (dag.name + ".dagman.out")
-    offset = out.stat().st_size if out.is_file() else 0
+    before = _dagman_clusters(dag)
+    rescue = any(dag.parent.glob(dag.name + ".rescue[0-9][0-9][0-9]"))
     t0 = time.time()
     try:
         proc = subprocess.run([*cmd, dag.name], cwd=dag.parent, capture_output=True,
                               text=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CondorError(f"{shlex.join(cmd)} failed: {exc}", "check the pool") from exc
-    m = re.search(r"submitted to cluster (\d+)", proc.stdout)
-    if proc.returncode != 0 or not m:
+    new = sorted(_dagman_clusters(dag) - before)
+    if proc.returncode != 0 or not new:
         raise CondorError(f"{shlex.join([*cmd, dag.name])} failed (exit {proc.returncode}): "
                           f"{(proc.stderr or proc.stdout).strip()[-800:]}",
                           "read the message above; a DAG still running must finish first")
-    return DagSubmission(dag, int(m.group(1)), offset, t0, "Running rescue DAG" in proc.stdout)
+    return DagSubmission(dag, new[-1], t0, rescue)
 
 
 def wait_dag(sub: DagSubmission, timeout: float = 1800, poll: float = 0.5) -> DagRun:
-    """Wait until DAGMan exits (its ``EXITING WITH STATUS`` line); read its metrics file."""
-    out = sub.dag.parent / (sub.dag.name + ".dagman.out")
+    """Wait until the DAGMan job terminates (its event log says so, with DAGMan's exit code);
+    then read DAGMan's metrics file."""
+    import htcondor2
+
+    log = dagman_log(sub.dag)
     deadline = time.monotonic() + timeout
-    pattern = re.compile(r"\(condor_DAGMAN\) pid \d+ EXITING WITH STATUS (-?\d+)")
-    while True:
-        if out.is_file():
-            with open(out, "rb") as fh:
-                fh.seek(sub.out_offset)
-                m = pattern.search(fh.read().decode("utf-8", "replace"))
-            if m:
-                break
+    code: int | None = None
+    while code is None:
+        for ev in _events(log):
+            e = ev
+            if int(e.cluster) != sub.cluster:
+                continue
+            if e.type == htcondor2.JobEventType.JOB_TERMINATED:
+                code = (int(e.get("ReturnValue", 0)) if e.get("TerminatedNormally")
+                        else 128 + int(e.get("TerminatedBySignal") or 0))
+            elif e.type == htcondor2.JobEventType.JOB_ABORTED:
+                code = -1
+        if code is not None:
+            break
         if time.monotonic() > deadline:
             raise CondorError(f"DAG {sub.dag} (DAGMan cluster {sub.cluster}) did not finish "
-                              f"within {timeout:.0f}s", f"look at {out} and condor_q -dag")
+                              f"within {timeout:.0f}s", f"look at {log} and condor_q -dag")
         time.sleep(poll)
     wall = time.time() - sub.submitted
     try:
         metrics = json.loads(sub.dag.with_name(sub.dag.name + ".metrics").read_text())
     except (OSError, ValueError):
         metrics = {}
-    return DagRun(sub, int(m.group(1)), wall, metrics)
-
+    return DagRun(sub, code, wall, metrics)
