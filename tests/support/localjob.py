@@ -115,7 +115,7 @@ def _tsv(path: Path) -> list[dict[str, Any]]:
 
 def joblog(path: Path) -> list[dict[str, Any]]:
     """GNU parallel's columns joined with condorkit's own (``NAME-condorkit.tsv``) by Seq."""
-    from condorkit.joblog import extra_path
+    from condorkit.local.joblog import extra_path
 
     extra = {e["Seq"]: e for e in _tsv(extra_path(path))}
     return [dict(e, **extra[e["Seq"]]) for e in _tsv(path)]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from condorkit.errors import GraphError
-from condorkit.graph import FAILURE, SKIPPED, SUCCESS, format_report, parse_graph, parse_rows
-from condorkit.graphrun import run_graph
-from condorkit.slots import MAGIC_EOT, Protocol
+from condorkit.local.graph import run_graph
+from condorkit.local.slots import MAGIC_EOT, Protocol
+from condorkit.model.graph import FAILURE, SKIPPED, SUCCESS, format_report, parse_graph, parse_rows
 
 PAEXEC = shutil.which("paexec")
 

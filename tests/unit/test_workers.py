@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from support.localjob import joblog, make_job, result_rows
 
-from condorkit.config import load_config
-from condorkit.job import Job, prepare
-from condorkit.local import run
-from condorkit.workers import Worker
+from condorkit.local.run import run
+from condorkit.local.workers import Worker
+from condorkit.model.config import load_config
+from condorkit.model.job import Job, prepare
 
 PROGRAM = """import json, os, sys
 import email.mime.text  # a top-level import the worker preloads
@@ -123,7 +123,7 @@ def test_workers_and_their_pieces_die_with_the_coordinator(tmp_path: Path) -> No
     d.mkdir()
     (d / "prog.py").write_text("import time\ntime.sleep(60)\n")
     code = ("import os, sys, time\nfrom pathlib import Path\n"
-            "from condorkit.workers import Worker\n"
+            "from condorkit.local.workers import Worker\n"
             f"w = Worker(sys.executable, Path({str(tmp_path / 'prog.py')!r}), dict(os.environ), "
             f"Path({str(tmp_path / 'w.log')!r}))\n"
             f"p = w.run(Path({str(d)!r}), ['prog.py', 'r', 'o'], dict(os.environ))\n"

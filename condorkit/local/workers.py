@@ -1,0 +1,154 @@
+"""Persistent local workers: one long-lived Python per core that runs pieces in forked children.
+
+Owns starting, feeding and stopping the workers of ``wrappers/ckworker.py``. A worker pays the
+interpreter start and the program's top-level imports once; each piece still gets its own
+scratch folder (prepared by the scheduler exactly as for the wrapper), its own environment and
+process group, ``_condor_stdout``/``_condor_stderr``, and the wrapper's exit codes. Only a
+``.py`` program without a bundle runs this way; anything else goes through the wrapper.
+
+:meth:`Worker.run` returns a :class:`PieceProcess`, which looks like the ``Popen`` the scheduler
+otherwise keeps (``pid`` = the piece's process group, ``wait()`` = its exit status, negative for a
+signal). If the worker itself dies, the piece ends with the worker's status and the next piece
+starts a new worker. Workers die with the coordinator (``PR_SET_PDEATHSIG``, and their input
+closing); :meth:`Worker.close` ends them. Prints nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+from condorkit.errors import CondorkitError
+
+WORKER = Path(str(resources.files("condorkit.wrappers").joinpath("ckworker.py")))
+START_TIMEOUT_S = 120.0  # preloading heavy imports on a busy machine
+
+
+class WorkerError(CondorkitError):
+    """A persistent worker could not start or answer."""
+
+
+@dataclass
+class PieceProcess:
+    """A piece running in a worker's forked child, as the scheduler sees it."""
+
+    pid: int
+    worker: Worker
+    returncode: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self) -> int:
+        with self._lock:
+            if self.returncode is None:
+                self.returncode = self.worker.result()
+            return self.returncode
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
+class Worker:
+    """One persistent worker process; not thread-safe beyond one ``run`` + one ``wait``."""
+
+    def __init__(self, python: str, program: Path, env: dict[str, str], log: Path) -> None:
+        self.python, self.program, self.env, self.log = python, program, env, log
+        self.proc: subprocess.Popen[str] | None = None
+        self.preloaded: tuple[str, ...] = ()
+        self.started = 0
+
+    def _start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen([self.python, str(WORKER), str(self.program)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err, env=self.env, text=True, bufsize=1,
+                                         start_new_session=True)
+        self.started += 1
+        hello = self._read(START_TIMEOUT_S)
+        if not hello.get("ready"):
+            self.close()
+            raise WorkerError(f"the persistent worker ({self.python} {WORKER.name}) did not "
+                              f"start: {hello}", f"see {self.log}")
+        self.preloaded = tuple(hello.get("preloaded", ()))
+
+    def _read(self, timeout: float | None = None) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        out: IO[str] = self.proc.stdout
+        if timeout is not None:
+            timer = threading.Timer(timeout, self.kill)
+            timer.start()
+        try:
+            line = out.readline()
+        finally:
+            if timeout is not None:
+                timer.cancel()
+        if not line:
+            code = self.proc.wait()
+            return {"dead": code}
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return {"dead": f"unreadable answer {line[:200]!r}"}
+        return doc if isinstance(doc, dict) else {"dead": "unreadable answer"}
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def run(self, scratch: Path, argv: list[str], env: dict[str, str]) -> PieceProcess:
+        """Start one piece (``argv`` = the wrapper's ``PROGRAM ROWS OUT``)."""
+        if not self.alive:
+            self._start()
+        assert self.proc is not None and self.proc.stdin is not None
+        req = {"scratch": str(scratch), "argv": argv, "env": env}
+        try:
+            self.proc.stdin.write(json.dumps(req) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self.kill()
+            raise WorkerError(f"the persistent worker died before taking a piece: {exc}",
+                              f"see {self.log}") from exc
+        got = self._read(START_TIMEOUT_S)
+        if "pid" not in got:
+            self.kill()
+            raise WorkerError(f"the persistent worker did not start the piece: {got}",
+                              f"see {self.log}")
+        return PieceProcess(int(got["pid"]), self)
+
+    def result(self) -> int:
+        """Block until the running piece ends; its exit status."""
+        got = self._read()
+        if "exit" in got:
+            return int(got["exit"])
+        dead = got.get("dead")
+        self.kill()
+        return dead if isinstance(dead, int) and dead != 0 else -9
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except OSError:
+                pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
