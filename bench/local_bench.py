@@ -8,9 +8,11 @@ sequential ones) and is timed from the outside, start-up included:
 - ``limit``: the kernel (``luminance()`` of examples/photodemo/luminance.py) in one plain
   in-process loop on one core; the physical limit is 2 x its rate (timed inside the loop);
 - ``sequential``: the photodemo program itself over all rows in one process;
-- ``condorkit-cN``: ``condorkit run -j2`` on a job whose chunk size is N (wrapper, scratch folders,
-  validation, joblog and all; a fresh job folder state each pass); ``-chunk`` runs exactly the
-  job's chunks (``--granularity chunk``), ``-random`` uses ``--dispatch random``;
+- ``condorkit-cN``: ``condorkit run -j2`` on a job whose chunk size is N (scratch folders,
+  validation, joblog and all; a fresh job folder state each pass), in persistent workers (one
+  Python per worker with the program's imports loaded, each piece forked in its scratch
+  folder); ``-chunk`` runs exactly the job's chunks (``--granularity chunk``), ``-random`` uses
+  ``--dispatch random``, ``-fresh`` starts the wrapper for every piece (``--no-persistent``);
 - ``parallel``: GNU parallel -j2 running a tutorial-style one-image-per-process script;
 - ``xargs``: xargs -P2 -L1 with the same script, each writing its own output file;
 - ``paexec``: paexec -n +2 with a persistent Python calculator (one process per worker).
@@ -325,6 +327,7 @@ def main() -> int:
         f"condorkit-c{five}": b.condorkit(five),
         f"condorkit-c{five}-chunk": b.condorkit(five, "--granularity", "chunk"),
         f"condorkit-c{many}-random": b.condorkit(many, "--dispatch", "random", "--seed", "1"),
+        f"condorkit-c{many}-fresh": b.condorkit(many, "--no-persistent"),
         "parallel": b.parallel,
         "xargs": b.xargs,
         "paexec": b.paexec,

@@ -22,6 +22,7 @@ own key, survive an interrupt (a resumed run reuses the valid ones) and are dele
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -170,13 +171,21 @@ def leftover_parts(job: Job, todo: Iterable[int], done: Iterable[int]
     return found
 
 
+def row_of(record: dict[str, Any]) -> int:
+    return int(record["row"])
+
+
 def assemble(job: Job, chunk: Chunk, parts: Sequence[tuple[Piece, dict[str, Any]]]
              ) -> dict[str, Any]:
-    """The chunk's results document built from parts that together cover it exactly once."""
+    """The chunk's results document built from parts that together cover it exactly once.
+
+    Each part's records must be sorted by row; the cost is O(rows of the chunk + log parts)."""
     records: list[Any] = []
     meta: list[dict[str, Any]] = []
     for piece, doc in sorted(parts, key=lambda pd: pd[0].start):
-        mine = [r for r in doc["records"] if chunk.start <= r["row"] <= chunk.end]
+        recs = doc["records"]  # sorted by row (Scheduler.add_part): O(log n) to find the slice
+        mine = recs[bisect.bisect_left(recs, chunk.start, key=row_of):
+                    bisect.bisect_right(recs, chunk.end, key=row_of)]
         records.extend(mine)
         share = len(mine) / max(piece.count, 1)
         entry = {k: v for k, v in doc.items() if k not in ("format", "key", "records", "digest")}

@@ -34,6 +34,7 @@ from condorkit.local.pieces import (
     make_piece,
     part_path,
     read_valid,
+    row_of,
     rows_path,
     write_chunk_results,
     write_piece_rows,
@@ -400,6 +401,7 @@ class Scheduler:
         self.add_part(piece, doc)
 
     def add_part(self, piece: Piece, doc: dict[str, Any]) -> None:
+        doc["records"].sort(key=row_of)  # once per part: assemble() then slices it by row
         for i in piece.chunks:
             st = self.chunks[i]
             st.parts.append((piece, doc))
@@ -412,6 +414,9 @@ class Scheduler:
         for p, _ in self.chunks[piece.chunks[0]].parts:
             if all(self.chunks[i].status == State.DONE for i in p.chunks):
                 part_path(self.job, p).unlink(missing_ok=True)
+        for i in piece.chunks:  # a merged chunk no longer holds its parts' records
+            if self.chunks[i].status == State.DONE:
+                self.chunks[i].parts = []
 
     def _failed(self, copy: _Copy, reason: str, log: str = "") -> None:
         """Requeue a failed piece's rows with backoff, or record its chunks failed."""
