@@ -69,6 +69,9 @@ class Estimate:
     overhead_s: float = 0.0
 
 
+JOIN_MAX_ROWS = 20_000
+
+
 def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, running_rows: float,
                workers: int, est: Estimate) -> tuple[int, int]:
     """How much an idle worker takes from the head of the queue: ``(n_spans, rows)``.
@@ -83,7 +86,8 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
     - a piece is never cut shorter than ~5 start-ups' worth of work (``min_rows``), and a cut
       never leaves a remainder shorter than that;
     - when start-up costs more than 2% of running the head span, adjacent fresh spans are joined
-      (across chunk boundaries) until start-up is 2% of the piece, up to the fair share.
+      (across chunk boundaries) until start-up is 2% of the piece, up to the fair share and to
+      ``JOIN_MAX_ROWS`` (a joined piece's results stay in memory until its chunks are merged).
 
     Before any attempt has finished (no estimate) spans are only cut at the fair share.
     """
@@ -96,7 +100,7 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
     if count >= take or goal <= count or not fresh:
         rows = min(count, take)
         return 1, (count if count - rows < min_rows else rows)
-    limit = min(take, goal)
+    limit = min(take, goal, max(count, JOIN_MAX_ROWS))
     n, rows = 1, count
     while n < len(spans) and rows < limit:
         nstart, ncount, nfresh = spans[n]
