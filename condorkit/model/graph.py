@@ -29,6 +29,7 @@ words of memory and time (a bit set of dependents per task).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -151,10 +152,13 @@ def topological_order(graph: TaskGraph) -> list[int]:
     return order
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f]")
+
+
 def _check_line(raw: str, source: str, lineno: int) -> None:
-    bad = next((c for c in raw if ord(c) < 32 and c != "\t"), None)
+    bad = _CONTROL.search(raw)
     if bad is not None:
-        raise GraphError(f"{source}:{lineno}: control character {bad!r} in {raw!r}",
+        raise GraphError(f"{source}:{lineno}: control character {bad.group()!r} in {raw!r}",
                          "task names are printable words")
 
 
