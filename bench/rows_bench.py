@@ -20,6 +20,7 @@ results. Targets (issue 14): wall <= 1.5 x the program's own time, coordinator <
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -92,10 +93,10 @@ def run_program(job: Path, rows: int) -> float:
     shutil.copy(job / "count.py", one)
     shutil.copy(REPO / "wrappers" / "ckjob.py", one)
     with open(one / "rows.jsonl", "w", encoding="utf-8") as fh:
-        fh.write('{"format": "%s", "start": 1, "count": %d, "key": "bench"}\n'
-                 % (ckjob.ROWS_FORMAT, rows))
+        fh.write(json.dumps({"format": ckjob.ROWS_FORMAT, "start": 1, "count": rows,
+                             "key": "bench"}) + "\n")
         for i in range(1, rows + 1):
-            fh.write('{"row": %d, "item": "item%d"}\n' % (i, i))
+            fh.write(f'{{"row": {i}, "item": "item{i}"}}\n')
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "count.py", "rows.jsonl", "out.json"], cwd=one, check=True)
     return time.perf_counter() - t0

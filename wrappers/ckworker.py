@@ -1,13 +1,14 @@
 """A persistent local worker: the wrapper's ``python PROGRAM ROWS OUT`` without a new interpreter.
 
 Started once per core by the local backend (``python ckworker.py PROGRAM``), it imports the
-modules the program imports at its top level (so numpy, Pillow, ... are loaded once per worker,
-not once per piece), then runs pieces on request. For each piece it forks; the child enters the
-piece's scratch folder (prepared exactly as for the wrapper), takes the piece's environment, sends
-its stdout and stderr to ``_condor_stdout`` and ``_condor_stderr`` there, applies the wrapper's
-checks and exit codes (90: bad arguments, 95: program missing, 96: no output) and runs the
-program as ``__main__`` with ``sys.argv = [PROGRAM, ROWS, OUT]``. A program that crashes or is
-killed takes only its child down; the worker reports the exit status (negative: the signal).
+modules the program imports (at its top level or inside functions: numpy, Pillow, OpenCV, ...
+are loaded once per worker, not once per piece), then runs pieces on request. For each piece it
+forks; the child enters the piece's scratch folder (prepared exactly as for the wrapper), takes
+the piece's environment, sends its stdout and stderr to ``_condor_stdout`` and
+``_condor_stderr`` there, applies the wrapper's checks and exit codes (90: bad arguments, 95:
+program missing, 96: no output) and runs the program as ``__main__`` with ``sys.argv =
+[PROGRAM, ROWS, OUT]``. A program that crashes or is killed takes only its child down; the
+worker reports the exit status (negative: the signal).
 
 Protocol, one JSON object per line, on the worker's stdin and stdout (which are moved away from
 file descriptors 0 and 1, so nothing the program or an import prints can corrupt them):
@@ -44,36 +45,32 @@ def die_with_parent(parent):
     return True
 
 
-def top_level_imports(path):
-    """Module names the program imports at its top level (also inside top-level try/if)."""
+def program_imports(path):
+    """Module names the program imports anywhere (top level or in a function), in file order.
+
+    Importing in the worker what a piece would import anyway moves that cost out of every piece;
+    a module that fails to import here is left for the piece to fail on (or not use)."""
     try:
         with open(path, "rb") as fh:
             tree = ast.parse(fh.read(), path)
     except (OSError, SyntaxError, ValueError):
         return []
-    names = []
-    todo = list(tree.body)
-    while todo:
-        node = todo.pop(0)
+    found = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.extend(a.name for a in node.names)
+            found.extend((node.lineno, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.append(node.module)
-        elif isinstance(node, (ast.Try, ast.If)):
-            for part in ("body", "orelse", "finalbody"):
-                todo.extend(getattr(node, part, []))
-            for handler in getattr(node, "handlers", []):
-                todo.extend(handler.body)
-    seen = []
-    for n in names:
-        if n not in seen:
-            seen.append(n)
-    return seen
+            found.append((node.lineno, node.module))
+    names = []
+    for _, n in sorted(found):
+        if n not in names:
+            names.append(n)
+    return names
 
 
 def preload(program):
     done = []
-    for name in top_level_imports(program):
+    for name in program_imports(program):
         if name == "ckjob" or name.startswith("ckjob."):
             continue  # the scratch folder's own copy
         try:

@@ -181,6 +181,8 @@ class Scheduler:
             if python:
                 self.pool = [Worker(python, job.program, wenv, job.log_dir / f"worker-{k}.log")
                              for k in range(workers)]
+                for w in self.pool:  # all start (and preload) at once
+                    w.spawn()
         self.dispatch, self.adaptive = dispatch, granularity == "auto" and dispatch == "balanced"
         self.speculate_after, self.backoff, self.grace = speculate_after, backoff, grace
         self.env, self.on_progress = env, on_progress

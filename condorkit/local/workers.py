@@ -60,8 +60,12 @@ class Worker:
         self.proc: subprocess.Popen[str] | None = None
         self.preloaded: tuple[str, ...] = ()
         self.started = 0
+        self.ready = False
 
-    def _start(self) -> None:
+    def spawn(self) -> None:
+        """Start the worker process without waiting for it (it preloads while others start)."""
+        if self.alive:
+            return
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as err:
             self.proc = subprocess.Popen([self.python, str(WORKER), str(self.program)],
@@ -69,12 +73,20 @@ class Worker:
                                          stderr=err, env=self.env, text=True, bufsize=1,
                                          start_new_session=True)
         self.started += 1
+        self.ready = False
+
+    def _start(self) -> None:
+        if not self.alive:
+            self.spawn()
+        if self.ready:
+            return
         hello = self._read(START_TIMEOUT_S)
         if not hello.get("ready"):
             self.close()
             raise WorkerError(f"the persistent worker ({self.python} {WORKER.name}) did not "
                               f"start: {hello}", f"see {self.log}")
         self.preloaded = tuple(hello.get("preloaded", ()))
+        self.ready = True
 
     def _read(self, timeout: float | None = None) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdout is not None
@@ -102,7 +114,7 @@ class Worker:
 
     def run(self, scratch: Path, argv: list[str], env: dict[str, str]) -> PieceProcess:
         """Start one piece (``argv`` = the wrapper's ``PROGRAM ROWS OUT``)."""
-        if not self.alive:
+        if not (self.alive and self.ready):
             self._start()
         assert self.proc is not None and self.proc.stdin is not None
         req = {"scratch": str(scratch), "argv": argv, "env": env}
