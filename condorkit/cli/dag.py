@@ -187,7 +187,9 @@ def add_dag_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                        usage="condorkit graph [OPTIONS] GRAPH [--] CMD [ARGS...]",
                        description="Each line of GRAPH is a task `A` or a dependency `A B` (B "
                        "depends on A). Every task runs CMD ARGS... TASK; its exit status decides "
-                       "success; a failed task's dependents do not run. Output as paexec -g.")
+                       "success; a failed task's dependents do not run. Output as paexec -g. "
+                       "With -c, CMD is a paexec calculator (one per worker: a task per line "
+                       "in; answer lines and an end-of-task marker out).")
     s.add_argument("-j", "--jobs", type=int, default=1, help="parallel local workers")
     s.add_argument("-l", dest="number", action="store_true", help="prefix the task number")
     s.add_argument("-r", dest="node", action="store_true",
