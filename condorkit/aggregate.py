@@ -507,23 +507,27 @@ def _chart_data(col: _Collector, last: int, report: AggregateReport, title: str,
                 pts.append([int(x) if col.x_all_int else x, ys[row], row, labels.get(row)])
         data["points"] = pts
         return data
+    # spans as max/n - min/n: max - min overflows for axes near ±1.8e308
     if col.x_all_int:
-        dx = float(max(1, math.ceil((ax["max"] - ax["min"]) / DENSITY_COLUMNS)))
-        nx = max(1, math.ceil((ax["max"] - ax["min"]) / dx))
+        dx = float(max(1, math.ceil(ax["max"] / DENSITY_COLUMNS - ax["min"] / DENSITY_COLUMNS)))
+        nx = max(1, min(DENSITY_COLUMNS, math.ceil(ax["max"] / dx - ax["min"] / dx)))
     else:
         nx = DENSITY_COLUMNS
-        dx = (ax["max"] - ax["min"]) / nx
+        dx = ax["max"] / nx - ax["min"] / nx
     ny = DENSITY_ROWS
-    dy = (ay["max"] - ay["min"]) / ny
+    dy = ay["max"] / ny - ay["min"] / ny
     x0, y0 = float(ax["min"]), float(ay["min"])
     counts = [0] * (nx * ny)
     ix_max, iy_max = nx - 1, ny - 1
     sx, sy = 1.0 / dx, 1.0 / dy
+    ox, oy = x0 * sx, y0 * sy
     for a, b in runs:  # a plain loop: faster in CPython 3.11 than chains of map()
         for x, y in zip(xs[a:b], ys[a:b], strict=True):
-            ix = int((x - x0) * sx)
-            iy = int((y - y0) * sy)
-            counts[(ix if ix < ix_max else ix_max) * ny + (iy if iy < iy_max else iy_max)] += 1
+            ix = int(x * sx - ox)  # x * sx - x0 * sx: no overflow, unlike (x - x0) * sx
+            iy = int(y * sy - oy)
+            ix = 0 if ix < 0 else ix if ix < ix_max else ix_max
+            iy = 0 if iy < 0 else iy if iy < iy_max else iy_max
+            counts[ix * ny + iy] += 1
     cells = [[i // ny, i % ny, c] for i, c in enumerate(counts) if c]
     data["bins"] = {"x0": x0, "dx": dx, "nx": nx, "y0": y0, "dy": dy, "ny": ny,
                     "max": max((c[2] for c in cells), default=0), "cells": cells}

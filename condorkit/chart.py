@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
@@ -21,32 +22,50 @@ if TYPE_CHECKING:
 INVALID_SHOWN = 100
 
 
+_BIG = sys.float_info.max
+
+
+def _clamp(x: float) -> float:
+    return -_BIG if x < -_BIG else _BIG if x > _BIG else x
+
+
 def nice_axis(lo: float, hi: float, *, integer: bool = False,
               target: int = 10) -> dict[str, Any]:
-    """An axis covering [lo, hi] with a little padding and round tick marks."""
+    """An axis covering [lo, hi] with a little padding and round tick marks.
+
+    Any finite ``lo <= hi`` works, from 5e-324 to ±1.8e308 and mixed: differences are taken
+    as ``hi/n - lo/n`` (never ``hi - lo``, which overflows), a span too small to divide (equal
+    values, subnormal or below the doubles' resolution at that size) gets a fixed padding, and
+    every tick is clamped to the finite doubles. Non-finite or reversed input gives 0..1.
+    """
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
         lo, hi = 0.0, 1.0
-    if lo == hi:
-        pad = max(abs(lo) * 0.05, 1.0 if integer else 0.05)
+    lo, hi = float(lo), float(hi)
+    size = max(abs(lo), abs(hi))
+    half = hi / 2 - lo / 2  # half the span, never overflows
+    if half <= max(size * 1e-12, 1e-290):  # equal, or no room for ticks between them
+        pad = max(size * 0.05, 1.0 if integer else 0.05)
     else:
-        pad = (hi - lo) * 0.03
-    lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / target
+        pad = half * 0.06
+    lo, hi = _clamp(lo - pad), _clamp(hi + pad)
+    raw = hi / target - lo / target  # the span over target, without overflow
     mag = 10.0 ** math.floor(math.log10(raw))
     step = mag * 10
     for m in (1.0, 2.0, 2.5, 5.0, 10.0):
         if integer and m == 2.5:
             continue
-        if (hi - lo) / (m * mag) <= target:
+        if raw <= m * mag:
             step = m * mag
             break
     if integer:
-        step = max(1.0, round(step))
-    amin = math.floor(lo / step) * step
-    amax = math.ceil(hi / step) * step
-    n = int(round((amax - amin) / step))
+        step = max(1.0, float(round(step)))
+    k0, k1 = math.floor(lo / step), math.ceil(hi / step)
     digits = max(0, -int(math.floor(math.log10(step))) + 1) if step < 1 else 0
-    ticks = [round(amin + i * step, digits + 2) for i in range(n + 1)]
+    ticks: list[float] = []
+    for k in range(k0, k1 + 1):
+        t = _clamp(round(k * step, digits + 2) if step < 1 else k * step)
+        if not ticks or t > ticks[-1]:
+            ticks.append(t)
     return {"min": ticks[0], "max": ticks[-1], "ticks": ticks}
 
 
