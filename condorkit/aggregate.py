@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from condorkit.wrappers import ckjob
-
 from .chart import nice_axis, render_page
 from .errors import ResultsError
+from .fileio import check_output, write_output
 from .results import ResultsFile, find_results, load_results
 
 ERROR_SAMPLE = 100
@@ -425,6 +424,7 @@ def aggregate(
     if expected_rows is not None and not 0 <= expected_rows <= MAX_ROWS:
         raise ResultsError(f"expected rows must be 0..{MAX_ROWS}, not {expected_rows}",
                            "pass the manifest's data-row count")
+    check_output(out_html, "the page")
     files_list = _expand(paths)
     if not files_list:
         raise ResultsError("no results files to aggregate",
@@ -465,7 +465,7 @@ def aggregate(
     )
     data = _chart_data(col, last, report, title, density, (x_field, y_field))
     page = render_page(data, report, title=title, allow_missing=allow_missing)
-    ckjob.atomic_write_bytes(str(out_html), page.encode("utf-8"))
+    write_output(out_html, page.encode("utf-8"), "the page")
     return report
 
 

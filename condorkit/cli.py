@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import CondorkitError, ResultsError, RunFailed, UsageError
+from .errors import CondorkitError, OutputError, ResultsError, RunFailed, UsageError
 
 # ----------------------------------------------------------------------------- output helpers
 
@@ -653,6 +653,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if not args.graph:
         raise UsageError("no graph file given", "condorkit graph [OPTIONS] GRAPH [--] CMD...")
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if args.retries < 0:
+        raise UsageError(f"--retries must be 0 or more, got {args.retries}", "e.g. --retries 2")
+    if args.jobs < 1:
+        raise UsageError(f"-j needs at least 1 worker, got {args.jobs}", "e.g. -j 2")
+    if args.task_timeout is not None and not args.task_timeout > 0:
+        raise UsageError(f"--task-timeout must be positive seconds, got {args.task_timeout}",
+                         "e.g. --task-timeout 600")
     graph = read_graph(args.graph)
     if args.dag:
         from .dag import collect_graph, write_graph_dag
@@ -819,11 +826,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: commands that write the job folder's state (rows files, results, run records, DAG files)
+WRITES_STATE = frozenset({"mksubmit", "dry-run", "run", "submit", "resubmit", "dag"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The CLI boundary: parse, dispatch, map errors to exit codes."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in WRITES_STATE and not getattr(args, "status", False):
+            from .joblock import job_lock
+
+            # one lock around the whole command: its rows files stay the ones it runs
+            with job_lock(_job_dir(args), f"condorkit {args.command}"):
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except CondorkitError as exc:
         if args.verbose:
@@ -833,6 +850,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err(f"condorkit {args.command}: interrupted")
         return 130
+    except OSError as exc:  # a file or folder that cannot be used: one line, not a traceback
+        if isinstance(exc, BrokenPipeError):
+            return 141
+        if args.verbose:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if exc.filename else ""
+        err(f"condorkit {args.command}: error: {exc.strerror or exc}{where}\n"
+            "  hint: check that path (free space, permissions); -v shows the traceback")
+        return OutputError.exit_code
     except BrokenPipeError:
         return 141
 

@@ -37,6 +37,7 @@ import jinja2
 from . import __version__
 from .dagman import read_node_log, read_node_status
 from .errors import GraphError, RenderError, UsageError
+from .fileio import write_output
 from .graph import FAILURE, SKIPPED, SUCCESS, GraphReport, TaskGraph, TaskResult, check_command
 from .job import STATE_DIR, Job
 from .quoting import (
@@ -87,10 +88,13 @@ def _render(env: jinja2.Environment, name: str, values: dict[str, object]) -> st
 
 
 def _write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a file of the DAG (user-named: never replaces what is not a regular file)."""
     data = text.encode("utf-8")
-    if not path.is_file() or path.read_bytes() != data:
-        ckjob.atomic_write_bytes(str(path), data)
-    os.chmod(path, mode)
+    regular = path.is_file() and not path.is_symlink()
+    if not regular or path.read_bytes() != data:
+        write_output(path, data, "DAG file", mode=mode)
+    else:
+        os.chmod(path, mode)
 
 
 def _rescue_files(dag: Path) -> list[Path]:

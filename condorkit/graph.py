@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import GraphError, UsageError
+from .fileio import read_regular
 
+MAX_GRAPH_BYTES = 256 << 20  # a graph file is read whole; larger ones are refused
 SUCCESS = "success"
 FAILURE = "failure"
 SKIPPED = "skipped"
@@ -154,15 +156,18 @@ def _check_acyclic(graph: TaskGraph, lines: dict[tuple[str, str], int]) -> None:
 
 def read_graph(path: str | Path) -> TaskGraph:
     p = Path(path)
+    data = b""
     try:
-        text = p.read_bytes().decode("utf-8")
+        data = read_regular(p, MAX_GRAPH_BYTES)  # never a FIFO or a device
+        text = data.decode("utf-8")
     except FileNotFoundError as exc:
         raise GraphError(f"graph file {p} does not exist", "check the path") from exc
     except UnicodeDecodeError as exc:
-        line = p.read_bytes()[:exc.start].count(b"\n") + 1
+        line = data[:exc.start].count(b"\n") + 1
         raise GraphError(f"{p}:{line}: not UTF-8 text", "save the file as UTF-8") from exc
     except OSError as exc:
-        raise GraphError(f"cannot read graph file {p}: {exc}", "check the path") from exc
+        raise GraphError(f"cannot read graph file {p}: {exc.strerror or exc}",
+                         "check the path") from None
     return parse_graph(text, str(p))
 
 

@@ -21,14 +21,13 @@ Every attempt is one line of a tab-separated joblog. Library code only: prints n
 
 from __future__ import annotations
 
-import fcntl
 import functools
+import math
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,9 +36,20 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Interrupted, UsageError
+from .fileio import check_writable, open_append
 from .job import STATE_DIR, ChunkTask, Job
+from .joblock import job_lock
 from .pieces import leftover_parts, read_valid
-from .scheduler import ChunkState, RunProgress, Scheduler, Span, killpg, place, scratch_root
+from .scheduler import (
+    ChunkState,
+    RunProgress,
+    Scheduler,
+    Span,
+    fill_scratch,
+    killpg,
+    place,
+    scratch_root,
+)
 
 __all__ = ["Attempt", "ChunkOutcome", "DryRunResult", "RunProgress", "RunReport", "ScratchSpec",
            "default_workers", "dry_run", "execute", "run", "scratch_root", "task_spec",
@@ -145,19 +155,23 @@ def default_workers() -> int:
 
 def valid_result(path: Path, task: ChunkTask) -> str | None:
     """None when ``path`` holds valid results for exactly this task's rows and key."""
-    _, why = read_valid(path, task.chunk.start, task.chunk.count, task.key)
+    doc, why = read_valid(path, task.chunk.start, task.chunk.count, task.key)
+    if doc is not None and doc.get("rows_key", task.key) != task.key:
+        return "computed from other rows than this chunk's (rows_key differs)"
     return why or None
 
 
 def execute(spec: ScratchSpec, root: Path, env: dict[str, str] | None = None,
             keep: bool = False, timeout: float | None = None) -> Attempt:
     """Run ``spec`` in a fresh scratch folder under ``root`` and report what happened."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"{spec.label}-", dir=root))
-    for p in spec.inputs:
-        place(p, scratch / p.name)
+    def fill(scratch: Path) -> None:
+        for p in spec.inputs:
+            place(p, scratch / p.name)
+        shutil.copy2(spec.executable, scratch / spec.executable.name)
+        os.chmod(scratch / spec.executable.name, 0o755)
+
+    scratch = fill_scratch(root, spec.label, fill)
     exe = scratch / spec.executable.name
-    shutil.copy2(spec.executable, exe)
-    os.chmod(exe, 0o755)
     t_wall = time.time()
     t0 = time.perf_counter()
     with open(scratch / "_condor_stdout", "wb") as out, \
@@ -201,20 +215,6 @@ def _resolve_python(python: str, cwd: str) -> str | None:
     return real if out.returncode == 0 and real and os.access(real, os.X_OK) else None
 
 
-def _lock(job: Job) -> int:
-    fd = os.open(job.dir / STATE_DIR / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise UsageError(f"another `condorkit run` is running in {job.dir}",
-                         "wait for it to finish, or stop it (Ctrl-C); it keeps finished chunks"
-                         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
-
-
 def run(job: Job, workers: int = 0, retries: int | None = None, *,
         dispatch: str = "balanced", granularity: str = "auto",
         speculate_after: float | None = 10.0, backoff: float = 1.0,
@@ -235,9 +235,20 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
                          "dispatch: balanced or random; granularity: auto or chunk")
     workers = workers or job.config.workers or default_workers()
     retries = job.config.local_retries if retries is None else retries
-    joblog = joblog or job.log_dir / "joblog.tsv"
-    joblog.parent.mkdir(parents=True, exist_ok=True)
-    job.results_dir.mkdir(parents=True, exist_ok=True)
+    if retries < 0:
+        raise UsageError(f"retries must be 0 or more, got {retries}",
+                         "e.g. --retries 2 (extra attempts after a failed one)")
+    if not (backoff >= 0 and math.isfinite(backoff)):
+        raise UsageError(f"backoff must be 0 or more seconds, got {backoff}", "e.g. --backoff 1")
+    if speculate_after is not None and not speculate_after >= 0:
+        raise UsageError(f"speculate_after must be 0 or more seconds, got {speculate_after}",
+                         "e.g. --speculate-after 10, or --no-speculate")
+    if joblog is None:
+        joblog = job.log_dir / "joblog.tsv"
+        check_writable(job.log_dir, "the log folder")
+    open_append(joblog, "the joblog").close()  # refuses a FIFO, a device, a missing folder
+    check_writable(job.results_dir, "the results folder")
+    check_writable(job.dir / STATE_DIR / "scratch", "the scratch folder")
     base_env = dict(os.environ if env is None else env)
     for var in THREAD_VARS:  # as HTCondor's starter does, unless the environment says otherwise
         base_env.setdefault(var, str(job.config.request_cpus))
@@ -245,9 +256,11 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         real = _resolve_python(job.config.python, str(job.dir))
         if real:
             base_env["CONDORKIT_PYTHON"] = real
-    lock = _lock(job)
+    lock = job_lock(job.dir, "condorkit run")
+    lock.__enter__()
     r = None
     old: dict[int, Any] = {}
+    failing = False
     try:
         for d in scratch_root(job.dir).iterdir():
             if d.name.startswith(("chunk-", "piece-")):
@@ -286,6 +299,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         if r.stop:
             r.kill_all("interrupted")
     except BaseException:
+        failing = True
         if r is not None:
             try:
                 r.kill_all("interrupted")
@@ -296,9 +310,15 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)
-        if r is not None:
-            r.log.close()
-        os.close(lock)
+        try:
+            if r is not None:
+                try:
+                    r.log.close()
+                except OSError:
+                    if not failing:  # else the first error is the one to report
+                        raise
+        finally:
+            lock.__exit__(None, None, None)
     outcomes = [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, "skipped", 0)
                 for i in skipped]
     outcomes += [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, st.status, st.attempts,

@@ -39,11 +39,15 @@ from typing import Any
 from condorkit.wrappers import ckjob
 
 from .errors import ResultsError
+from .fileio import NotRegularFile, read_regular
 
 CONDORKIT_FORMAT: str = ckjob.RESULTS_FORMAT
 LEGACY_FORMAT = "photodemo-legacy-fragment"
 
 MAX_ROW = 2**53  # row numbers stay exact in JSON and fit every array type
+#: a results file larger than this is invalid and never read (bounds the memory of parsing it:
+#: a chunk of 200 rows holds ~40 KB; 32 MiB leaves 160 KB per row)
+MAX_RESULTS_BYTES = 32 << 20
 _NAME = re.compile(r"^results-(\d+)\.json$")
 _LEGACY_POINT = re.compile(
     r"^\[\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*,"
@@ -97,7 +101,8 @@ def name_start(path: Path) -> int | None:
 def find_results(folder: str | Path) -> list[Path]:
     """The ``results-N.json`` files in ``folder``, in order of N (not of name)."""
     base = Path(folder)
-    found = [p for p in base.iterdir() if _NAME.match(p.name) and p.is_file()]
+    found = [p for p in base.iterdir() if _NAME.match(p.name)]  # not only files: a FIFO or a
+    # folder under a results name is reported invalid, never skipped in silence
     return sorted(found, key=lambda p: (name_start(p) or 0, p.name))
 
 
@@ -125,10 +130,12 @@ def load_results(
     the two values of a legacy ``[x, y]`` line in the records built from it.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
+    try:  # only a regular file, never more than the cap: a FIFO or /dev/zero cannot hang us
+        data = read_regular(p, MAX_RESULTS_BYTES)
     except FileNotFoundError:
         return _invalid(p, CONDORKIT_FORMAT, "file does not exist")
+    except NotRegularFile as exc:
+        return _invalid(p, CONDORKIT_FORMAT, f"{exc.strerror}; it is not read")
     except OSError as exc:
         return _invalid(p, CONDORKIT_FORMAT, f"cannot be read: {exc.strerror or exc}")
     head = data.lstrip()[:1]

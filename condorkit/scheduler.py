@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import OutputError
 from .job import STATE_DIR, Job
 from .pieces import (
     Piece,
@@ -56,6 +57,29 @@ def scratch_root(job_dir: Path) -> Path:
     root = job_dir / STATE_DIR / "scratch"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def fill_scratch(root: Path, label: str, fill: Callable[[Path], None]) -> Path:
+    """A fresh scratch folder under ``root`` filled by ``fill(folder)``; when that fails (a full
+    disk, a read-only folder) the folder is removed and the failure is an
+    :class:`~condorkit.errors.OutputError` naming it."""
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
+    except OSError as exc:
+        raise OutputError(f"cannot create a scratch folder in {root}: "
+                          f"{exc.strerror or exc}", "free some space on that disk, or check "
+                          "that the job folder is writable") from None
+    try:
+        fill(scratch)
+    except BaseException as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise OutputError(f"cannot prepare the scratch folder for {label}: "
+                          f"{exc.strerror or exc}{where}", "free some space on that disk, "
+                          "then run again; finished chunks are kept") from None
+    return scratch
 
 
 @dataclass(frozen=True)
@@ -150,6 +174,7 @@ class _Copy:
     speculative: bool
     solo: bool
     killed: str = ""
+    rows_key: str = ""  # the key of the rows placed in the scratch folder
 
 
 @dataclass
@@ -259,16 +284,10 @@ class Scheduler:
     # -- launching
     def launch(self, piece: Piece, tries: int, slot: int, solo: bool, speculative: bool) -> None:
         job = self.job
-        scratch = Path(tempfile.mkdtemp(prefix=f"{piece.label}-", dir=self.root))
-        for p in (job.program, job.ckjob, *job.extra_inputs, *([job.bundle] if job.bundle else [])):
-            place(p, scratch / p.name)
-        if piece.whole:
-            place(rows_path(job, job.chunks[piece.chunks[0]]), scratch / piece.rows_file)
-        else:
-            write_piece_rows(job, piece, scratch)
+        keys: list[str] = []
+        scratch = fill_scratch(self.root, piece.label,
+                               lambda scratch: keys.append(self._inputs(piece, scratch)))
         exe = scratch / job.wrapper.name
-        shutil.copy2(job.wrapper, exe)
-        os.chmod(exe, 0o755)
         # as HTCondor's starter does: scratch folder and temporary files in it
         env = dict(self.env, _CONDOR_SCRATCH_DIR=str(scratch), TMPDIR=str(scratch),
                    TMP=str(scratch), TEMP=str(scratch))
@@ -279,12 +298,28 @@ class Scheduler:
                                     start_new_session=True)
         self.seq += 1
         copy = _Copy(piece, tries, slot, self.seq, proc, scratch, time.perf_counter(), time.time(),
-                     speculative, solo)
+                     speculative, solo, rows_key=keys[0])
         self.running.append(copy)
         self.attempts += 1
         for i in piece.chunks:
             self.chunks[i].attempts += 1
         threading.Thread(target=self._wait, args=(copy,), daemon=True).start()
+
+    def _inputs(self, piece: Piece, scratch: Path) -> str:
+        """Fill a scratch folder; return the key of the rows placed there (the results must
+        carry it as ``rows_key``: they were computed from exactly these rows)."""
+        job = self.job
+        for p in (job.program, job.ckjob, *job.extra_inputs, *([job.bundle] if job.bundle else [])):
+            place(p, scratch / p.name)
+        if piece.whole:
+            key = job.keys[piece.chunks[0]]
+            place(rows_path(job, job.chunks[piece.chunks[0]]), scratch / piece.rows_file)
+        else:
+            key = write_piece_rows(job, piece, scratch)
+        exe = scratch / job.wrapper.name
+        shutil.copy2(job.wrapper, exe)
+        os.chmod(exe, 0o755)
+        return key
 
     def _wait(self, copy: _Copy) -> None:
         rc = copy.proc.wait()
@@ -345,7 +380,7 @@ class Scheduler:
             outcome, note = "superseded", "another copy finished first"
         elif rc == 0:
             doc, why = read_valid(copy.scratch / piece.results_file, piece.start, piece.count,
-                                  piece.key)
+                                  piece.key, copy.rows_key)
             missing = [o for o in self.job.outputs(piece.start)
                        if doc is not None and not (copy.scratch / o).is_file()]
             if missing:

@@ -7,13 +7,16 @@ results digest have exactly one implementation.
 Formats
 -------
 Rows file (``rows-START.jsonl``): line 1 is a header object
-``{"format": "condorkit-rows/1", "start": S, "count": N, "key": K, "columns": [...]}``;
-each further line is one manifest row ``{"row": R, "line": L, <column>: <value>, ...}``.
+``{"format": "condorkit-rows/1", "start": S, "count": N, "key": K, "options": O,
+"columns": [...]}`` (a piece of a chunk also has ``rows_key``); each further line is one
+manifest row ``{"row": R, "line": L, <column>: <value>, ...}``. K (or ``rows_key``) is
+:func:`rows_key` of O and the rows, so a job recomputes it from the rows it really read.
 
 Results file (``results-START.json``): one JSON object
 ``{"format": "condorkit-results/1", "start", "count", "key", "program", "host", "python",
 "started", "elapsed_s", "rows_per_s", ..., "records": [...], "digest": "sha256:..."}``.
-Each record has ``row`` and the row's columns, and either the program's values or ``error``.
+Each record has ``row`` and the row's columns, and either the program's values or ``error``;
+``rows_key`` is the key of the rows the job read (computed by :func:`read_rows`).
 ``digest`` covers every other field, so a truncated or hand-edited file is detected.
 
 Fetching
@@ -67,26 +70,60 @@ def results_digest(doc):
     return "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
 
 
-def read_rows(path):
-    """Read a rows file. Returns ``(header, rows)``; raises ValueError naming file and line."""
+def rows_key(options, rows):
+    """The key of a run over ``rows``: sha256 over ``options`` (the job's options hash) and each
+    row's canonical JSON without its ``line`` (so comments and blank lines change nothing).
+    condorkit's chunk key is exactly this over the chunk's rows, computed from the manifest."""
+    h = hashlib.sha256(options.encode("ascii"))
+    for row in rows:
+        rec = dict(row)
+        rec.pop("line", None)
+        h.update(json.dumps(rec, sort_keys=True, ensure_ascii=True).encode("ascii"))
+    return h.hexdigest()
+
+
+def read_rows(path, max_line=1 << 24):
+    """Read a rows file. Returns ``(header, rows)``; raises ValueError naming file and line.
+
+    When the header carries the job's ``options`` hash, the key of the rows actually read is
+    computed (:func:`rows_key`) and must equal the header's ``rows_key`` (a piece of a chunk) or
+    ``key`` (a whole chunk): a rows file whose rows were changed without its key is refused,
+    so no result is ever stamped with the key of other rows. ``header["rows_key"]`` is then the
+    computed key, which :func:`make_results` records. Lines longer than ``max_line`` are refused.
+    """
     rows = []
-    with open(path, "r", encoding="utf-8") as fh:
-        first = fh.readline()
+    with open(path, "rb") as fh:
+        first = fh.readline(max_line + 1)
         try:
-            header = json.loads(first)
+            header = json.loads(first.decode("utf-8"))
         except ValueError:
             raise ValueError("%s:1: not a condorkit rows file (bad header)" % path)
         if not isinstance(header, dict) or header.get("format") != ROWS_FORMAT:
             raise ValueError("%s:1: expected format %s" % (path, ROWS_FORMAT))
-        for lineno, line in enumerate(fh, start=2):
+        lineno = 1
+        while True:
+            line = fh.readline(max_line + 1)
+            if not line:
+                break
+            lineno += 1
+            if len(line) > max_line:
+                raise ValueError("%s:%d: line longer than %d bytes" % (path, lineno, max_line))
             try:
-                row = json.loads(line)
+                row = json.loads(line.decode("utf-8"))
             except ValueError:
                 raise ValueError("%s:%d: truncated or corrupt row" % (path, lineno))
             rows.append(row)
     if len(rows) != header.get("count"):
         raise ValueError("%s: header says %s rows, file has %d"
                          % (path, header.get("count"), len(rows)))
+    options = header.get("options")
+    if isinstance(options, str):
+        computed = rows_key(options, rows)
+        claimed = header.get("rows_key", header.get("key"))
+        if computed != claimed:
+            raise ValueError("%s: its rows do not match its key (the rows file was changed "
+                             "after condorkit wrote it); refusing to compute them" % path)
+        header["rows_key"] = computed
     return header, rows
 
 
@@ -130,6 +167,8 @@ def make_results(header, records, started, elapsed, program, extra=None):
         "errors": sum(1 for r in records if "error" in r),
         "records": records,
     }
+    if header.get("rows_key"):  # computed by read_rows from the rows actually read
+        doc["rows_key"] = header["rows_key"]
     if extra:
         doc.update(extra)
     doc["digest"] = results_digest(doc)
@@ -142,8 +181,14 @@ def write_results(path, doc):
                                         allow_nan=False).encode("ascii") + b"\n")
 
 
-def check_results(doc, expect_start=None, expect_count=None, expect_key=None):
-    """Return a list of problems with a results document (empty when it is valid)."""
+def check_results(doc, expect_start=None, expect_count=None, expect_key=None,
+                  expect_rows_key=None):
+    """Return a list of problems with a results document (empty when it is valid).
+
+    ``expect_rows_key``: the key of the rows the results must have been computed from
+    (recorded by :func:`make_results` from :func:`read_rows`); a document without one, or with
+    another, is refused.
+    """
     problems = []
     if not isinstance(doc, dict):
         return ["not a JSON object"]
@@ -160,6 +205,9 @@ def check_results(doc, expect_start=None, expect_count=None, expect_key=None):
         problems.append("count is %d, expected %d" % (count, expect_count))
     if expect_key is not None and doc.get("key") != expect_key:
         problems.append("key differs: results are for other rows, program or options")
+    if expect_rows_key is not None and doc.get("rows_key") != expect_rows_key:
+        problems.append("computed from other rows than this chunk's (rows_key %s)"
+                        % ("missing" if "rows_key" not in doc else "differs"))
     rows = [r.get("row") if isinstance(r, dict) else None for r in records]
     if sorted(rows, key=lambda x: (x is None, x)) != list(range(start, start + count)):
         problems.append("records do not cover rows %d..%d exactly once"
