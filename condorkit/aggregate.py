@@ -35,7 +35,7 @@ from typing import Any
 from .chart import nice_axis, render_page
 from .errors import ResultsError
 from .fileio import check_output, write_output
-from .results import ResultsFile, find_results, load_results
+from .results import ResultsFile, find_results, load_results, name_start
 
 ERROR_SAMPLE = 100
 CONFLICT_SAMPLE = 100
@@ -339,7 +339,9 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         path = Path(p)
-        out.extend(find_results(path) if path.is_dir() else [path])
+        # a folder named like a results file is a bad results file, not a folder to search
+        out.extend(find_results(path) if path.is_dir() and name_start(path) is None
+                   else [path])
     return out
 
 

@@ -252,6 +252,12 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         cfg = _config(args)
         mpath = Path(cfg.manifest)
         mpath = mpath if mpath.is_absolute() else job_dir / mpath
+        if not mpath.is_file() and (mpath.exists() or mpath.is_symlink()):
+            from .fileio import kind
+
+            what = kind(mpath.stat().st_mode) if mpath.exists() else "a dangling link"
+            raise UsageError(f"manifest {mpath} is {what}, not a regular file",
+                             "give the path of the manifest file, or --no-manifest")
         if mpath.is_file():
             try:  # the current job's chunk keys: results made for other rows are stale
                 size = None if args.chunk else _run_chunk_size(paths)

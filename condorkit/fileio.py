@@ -53,7 +53,17 @@ def open_regular(path: str | Path) -> BinaryIO:
 
     Raises FileNotFoundError, another OSError, or :class:`NotRegularFile`.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:  # a socket cannot be opened at all: say what it is
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            raise exc from None
+        if stat.S_ISREG(mode):
+            raise
+        raise NotRegularFile(errno.EINVAL, f"is {kind(mode)}, not a regular file",
+                             str(path)) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
