@@ -45,6 +45,7 @@ class JobConfig:
     requirements: str = ""
     max_retries: int = 3
     job_lease_duration: int | None = None
+    chunk_timeout: int = 86400  # seconds a chunk may run on the pool (allowed_job_duration)
     log_dir: str = "logs"
     results_dir: str = "results"
     template: str = "submit.sub.j2"
@@ -67,6 +68,9 @@ class JobConfig:
                 raise bad(name, "must not be negative", f"set {name} to 0 or more")
         if self.job_lease_duration is not None and self.job_lease_duration < 1:
             raise bad("job_lease_duration", "must be positive seconds", "e.g. 1200")
+        if int(self.chunk_timeout) < 1:
+            raise bad("chunk_timeout", "must be positive seconds",
+                      "e.g. 86400 (a day); a chunk running longer is held with the reason")
         for name in ("request_memory", "request_disk"):
             if not _SIZE.match(str(getattr(self, name))):
                 raise bad(name, f"{getattr(self, name)!r} is not a size", "write e.g. 512MB or 2GB")
