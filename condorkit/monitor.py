@@ -25,6 +25,7 @@ from typing import Any
 
 from .errors import CondorError
 from .failures import FailureCause, describe, group
+from .fileio import open_regular
 from .submit import CONFIG_HINT, ChunkEntry, RunRecord, _htcondor, connect, remove, retrieve
 
 #: Chunk states, in display order. ``completed``: exited 0 in a spooled run, outputs not yet
@@ -148,7 +149,7 @@ def _host(slot: Any) -> str:
 def _tail(path: Path) -> str:
     """The last 8 KiB of a chunk's stderr ("" when unreadable)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or a device there must not hang `status`
             fh.seek(0, 2)
             fh.seek(max(0, fh.tell() - 8192))
             return fh.read().decode("utf-8", "replace")
