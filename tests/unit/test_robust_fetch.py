@@ -210,3 +210,16 @@ def test_program_rows_end_within_the_deadline(http_server: Start, www: Path,
     assert recs[6]["error"].startswith("decode: UnidentifiedImageError"), recs[6]
     assert "object at 0x" not in recs[6]["error"] and srv.url("page.jpg") not in ""
     assert "0x" not in json.dumps(doc["records"])
+
+
+@pytest.mark.parametrize("message", [
+    "cannot identify image file <_io.BytesIO object at 0x7f3a2c1b9e40>",
+    "bad data in <io.BufferedReader object at 0xDEADBEEF> and <_io.BytesIO object at 0x1>",
+    "<_io.TextIOWrapper object at 0x55d0c0ffee00> is closed",
+])
+def test_recorded_errors_hold_no_object_reprs(message: str) -> None:
+    text = ckjob.describe(OSError(message), "http://h/a.jpg")
+    tally("input", 1, "exception message with an object repr")
+    assert "object at 0x" not in text and "http://h/a.jpg" in text
+    assert text.startswith("OSError: ")
+    assert "object at" not in ckjob.describe(ValueError(message))
