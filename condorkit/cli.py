@@ -883,7 +883,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .joblock import job_lock
 
             # one lock around the whole command: its rows files stay the ones it runs
-            with job_lock(_job_dir(args), f"condorkit {args.command}"):
+            with job_lock(_job_dir(args), f"condorkit {args.command}",
+                          wait=float(getattr(args, "lock_wait", 0.0) or 0.0)):
                 return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except CondorkitError as exc:

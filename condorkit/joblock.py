@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,8 +38,11 @@ def _holder(fd: int) -> str:
 
 
 @contextlib.contextmanager
-def job_lock(job_dir: Path, command: str = "condorkit") -> Iterator[None]:
-    """Hold the job folder's lock for the ``with`` block (``command`` names the holder)."""
+def job_lock(job_dir: Path, command: str = "condorkit", wait: float = 0.0) -> Iterator[None]:
+    """Hold the job folder's lock for the ``with`` block (``command`` names the holder).
+
+    ``wait``: seconds to wait for another holder to finish (polling; default: refuse at once).
+    """
     path = Path(job_dir).resolve() / LOCK_FILE
     key = str(path)
     with _guard:
@@ -52,14 +56,20 @@ def job_lock(job_dir: Path, command: str = "condorkit") -> Iterator[None]:
         except OSError as exc:
             raise OutputError(f"cannot create the job lock {path}: {exc.strerror or exc}",
                               "make the job folder writable") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            who = _holder(fd) or "`condorkit run` (or mksubmit, dry-run, submit, dag)"
-            os.close(fd)
-            raise UsageError(f"another {who} is running in {job_dir}: it holds the job lock",
-                             "wait for it to finish, or stop it (Ctrl-C); it keeps finished "
-                             "chunks") from None
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                who = _holder(fd) or "`condorkit run` (or mksubmit, dry-run, submit, dag)"
+                os.close(fd)
+                raise UsageError(f"another {who} is running in {job_dir}: it holds the job "
+                                 "lock", "wait for it to finish, or stop it (Ctrl-C); it keeps "
+                                 "finished chunks") from None
         with contextlib.suppress(OSError):  # who holds it: information only (a full disk)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
