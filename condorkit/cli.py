@@ -256,6 +256,35 @@ def _run_chunk_size(paths: Sequence[Path]) -> int | None:
     return rf.count if rf.valid and rf.start == 1 and rf.count else None
 
 
+def _refuse_own_files(output: Path, job_dir: Path, results: Sequence[Path]) -> None:
+    """The page must not replace an input of the job: a results file, the manifest, the
+    project file, a rows file or a file of the job's state (e.g. ``-o results/results-1.json``)."""
+    import os
+
+    from .job import CHUNK_DIR, STATE_DIR
+
+    out = os.path.realpath(output)
+    cfg = _config_quiet(job_dir)
+    own = {os.path.realpath(p) for p in results}
+    own |= {os.path.realpath(job_dir / n) for n in ("condorkit.toml", cfg.manifest if cfg
+                                                    else "manifest.txt",
+                                                    cfg.program if cfg else "luminance.py")}
+    inside = any(os.path.commonpath([out, os.path.realpath(job_dir / d)])
+                 == os.path.realpath(job_dir / d) for d in (CHUNK_DIR, STATE_DIR))
+    if out in own or inside:
+        raise UsageError(f"-o {output} would replace a file of the job ({out})",
+                         "write the page elsewhere, e.g. -o scatter.html")
+
+
+def _config_quiet(job_dir: Path) -> Any:
+    from .config import load_config
+
+    try:
+        return load_config(job_dir, {})
+    except CondorkitError:
+        return None
+
+
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from .aggregate import aggregate
     from .errors import ConfigError
@@ -294,6 +323,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
                     expected = min(expected, cfg.max_rows)
         elif args.manifest:
             raise UsageError(f"manifest {mpath} not found", "pass --manifest or --no-manifest")
+    _refuse_own_files(Path(args.output), job_dir, paths)
     chart = _config(args, chart_x=args.chart_x, chart_y=args.chart_y,
                     chart_title=args.chart_title)
     report = aggregate(paths, expected_rows=expected, out_html=Path(args.output),

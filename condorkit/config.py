@@ -137,6 +137,9 @@ def read_project_file(job_dir: Path) -> dict[str, Any]:
     """Read ``condorkit.toml`` (top-level keys or a ``[job]`` table). Missing file: ``{}``."""
     path = job_dir / PROJECT_FILE
     if not path.is_file():
+        if path.exists() or path.is_symlink():  # never read a FIFO or a device (or ignore it)
+            what = "a dangling link" if not path.exists() else "not a regular file"
+            raise ConfigError(f"{path} is {what}", "make it a regular file, or remove it")
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

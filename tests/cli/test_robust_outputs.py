@@ -327,3 +327,29 @@ def test_read_only_folders_are_one_line(job: Path, folder: str,
         res = run_job(capsys, job)
         tally("fault", 1, f"read-only {folder}/")
         one_line_error(res, 10, "Read-only file system", folder)
+
+
+@pytest.mark.parametrize("target", ["results/results-1.json", "manifest.txt", "condorkit.toml",
+                                    "chunks/rows-1.jsonl", "luminance.py", "link-to-manifest",
+                                    ".condorkit/ckjob.py"])
+def test_the_page_never_replaces_a_file_of_the_job(job: Path, target: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (job / "link-to-manifest").symlink_to(job / "manifest.txt")
+    real = (job / target).resolve()
+    before = real.read_bytes()
+    res = cli(capsys, "aggregate", "-C", str(job), "-o", str(job / target))
+    tally("fault", 1, f"aggregate -o {target}")
+    one_line_error(res, 2, "would replace a file of the job")
+    assert real.read_bytes() == before
+
+
+@pytest.mark.parametrize("what", ["fifo", "folder", "dangling"])
+def test_a_project_file_that_is_not_a_regular_file(job: Path, what: str) -> None:
+    (job / "condorkit.toml").unlink()
+    make_node(job / "condorkit.toml", what)
+    proc = subprocess.run([sys.executable, "-m", "condorkit", "mksubmit", "-C", str(job)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    tally("fault", 1, f"condorkit.toml is a {what}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "condorkit.toml is" in proc.stderr and proc.stdout == ""
