@@ -27,7 +27,6 @@ from urllib.parse import quote
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageMath, ImageOps
 
 from condorkit.errors import UsageError
-from condorkit.fileio import write_output
 
 __all__ = [
     "CorpusFile",
@@ -468,7 +467,7 @@ def write_manifest(path: str | Path, files: Iterable[CorpusFile], *,
             if any(c.isspace() for c in where):
                 where = Path(where).as_uri()
         lines.append(f"{where} {f.year}\n")
-    write_output(path, "".join(lines).encode("utf-8"), "the manifest")
+    Path(path).write_text("".join(lines), encoding="utf-8")
     return len(lines)
 
 
@@ -513,10 +512,10 @@ def setup_photodemo(folder: str | Path, n_images: int = 120, seed: int = 0,
     made = make_demo_job(folder, n_images, seed)
     example = resources.files("condorkit.examples.photodemo")
     program = made.folder / "luminance.py"
-    write_output(program, example.joinpath("luminance.py").read_bytes(), "the demo program")
+    program.write_bytes(example.joinpath("luminance.py").read_bytes())
     toml = example.joinpath("condorkit.toml").read_text(encoding="utf-8")
     toml = "\n".join(f"chunk = {int(chunk)}" if line.startswith("chunk =") else line
                      for line in toml.splitlines()) + "\n"
     project = made.folder / "condorkit.toml"
-    write_output(project, toml.encode("utf-8"), "the demo's condorkit.toml")
+    project.write_text(toml, encoding="utf-8")
     return DemoSetup(made.folder, len(made.files), made.manifest, program, project)

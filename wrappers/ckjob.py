@@ -181,13 +181,21 @@ def write_results(path, doc):
                                         allow_nan=False).encode("ascii") + b"\n")
 
 
+MAX_ROW = 2 ** 53  # row numbers stay exact in JSON and fit every array type
+
+
 def check_results(doc, expect_start=None, expect_count=None, expect_key=None,
                   expect_rows_key=None):
     """Return a list of problems with a results document (empty when it is valid).
 
-    ``expect_rows_key``: the key of the rows the results must have been computed from
-    (recorded by :func:`make_results` from :func:`read_rows`); a document without one, or with
-    another, is refused.
+    THE validity rule, used by the program's side and by every part of condorkit (local resume,
+    pool submit and monitoring, aggregate): a ``condorkit-results/1`` object whose digest matches,
+    whose ``start`` (>= 1) and ``count`` are integers, and whose records are objects carrying each
+    integer row number start..start+count-1 exactly once (``1.0`` or ``true`` is not a row
+    number). ``expect_*`` also require these rows and this key; ``expect_rows_key`` the key of
+    the rows the results were computed from (recorded by :func:`make_results` from
+    :func:`read_rows`): a document without one, or with another, is refused. Raises ValueError
+    when the document holds NaN or Infinity (no digest can be computed for it).
     """
     problems = []
     if not isinstance(doc, dict):
@@ -197,8 +205,12 @@ def check_results(doc, expect_start=None, expect_count=None, expect_key=None,
     if doc.get("digest") != results_digest(doc):
         problems.append("digest mismatch (file was truncated or edited)")
     start, count, records = doc.get("start"), doc.get("count"), doc.get("records")
-    if not isinstance(start, int) or not isinstance(count, int) or not isinstance(records, list):
+    if type(start) is not int or type(count) is not int or not isinstance(records, list):
         return problems + ["start, count or records missing"]
+    if start < 1:
+        problems.append("start is %d; rows are numbered from 1" % start)
+    if start + count > MAX_ROW:
+        problems.append("rows beyond {:,}: not a real manifest row number".format(MAX_ROW))
     if expect_start is not None and start != expect_start:
         problems.append("start is %d, expected %d" % (start, expect_start))
     if expect_count is not None and count != expect_count:
@@ -209,7 +221,9 @@ def check_results(doc, expect_start=None, expect_count=None, expect_key=None,
         problems.append("computed from other rows than this chunk's (rows_key %s)"
                         % ("missing" if "rows_key" not in doc else "differs"))
     rows = [r.get("row") if isinstance(r, dict) else None for r in records]
-    if sorted(rows, key=lambda x: (x is None, x)) != list(range(start, start + count)):
+    if any(x is not None and type(x) is not int for x in rows):
+        problems.append("row numbers must be integers")
+    elif sorted(rows, key=lambda x: (x is None, x)) != list(range(start, start + count)):
         problems.append("records do not cover rows %d..%d exactly once"
                         % (start, start + count - 1))
     return problems
