@@ -142,3 +142,20 @@ def test_a_manifest_line_of_exactly_the_cap_is_read(job: Path,
     res = cli(capsys, "mksubmit", "-C", str(job))
     tally("input", 1, "manifest line just under the cap")
     assert res.code == 0, res.err[-500:]
+
+
+@pytest.mark.parametrize("what", ["fifo", "dev-zero", "folder"])
+@pytest.mark.parametrize("which", ["program", "input file"])
+def test_program_and_input_files_must_be_regular_files(job: Path, what: str,
+                                                       which: str) -> None:
+    if which == "program":
+        plant(job / "luminance.py", what)
+        args = ["mksubmit", "-C", str(job)]
+    else:
+        plant(job / "extra.dat", what)
+        args = ["mksubmit", "-C", str(job), "--input", "extra.dat"]
+    res = condorkit(*args)
+    tally("fault", 1, f"{which} is a {what}")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"{which} " in res.stderr and "not a regular file" in res.stderr, res.stderr
+    assert res.stdout == ""
