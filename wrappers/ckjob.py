@@ -380,8 +380,26 @@ class _GuardedConnection(object):
         return sock
 
 
+class _Response(http.client.HTTPResponse):
+    """Skips every interim response (``102 Processing``, ``103 Early Hints``, not only
+    ``100 Continue`` as http.client does) instead of taking it for the final one; the row's
+    deadline bounds a server that sends them for ever."""
+
+    def _read_status(self):
+        while True:
+            version, status, reason = http.client.HTTPResponse._read_status(self)
+            if not (100 < status < 200) or status == 101:
+                return version, status, reason
+            while True:  # the interim response's header lines, up to the blank line
+                line = self.fp.readline(65537)
+                if len(line) > 65536:
+                    raise http.client.LineTooLong("header line")
+                if line in (b"\r\n", b"\n", b""):
+                    break
+
+
 class _HTTPConnection(_GuardedConnection, http.client.HTTPConnection):
-    pass
+    response_class = _Response
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
@@ -392,7 +410,7 @@ class _HTTPHandler(urllib.request.HTTPHandler):
 _HANDLERS = [_HTTPHandler]
 if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
     class _HTTPSConnection(_GuardedConnection, http.client.HTTPSConnection):
-        pass
+        response_class = _Response
 
     class _HTTPSHandler(urllib.request.HTTPSHandler):
         def https_open(self, req):

@@ -21,7 +21,8 @@ the path names the file:
                             client goes (at most ``huge_bytes``)
 ``/interim/NAME``           an interim ``100 Continue`` response every ``trickle_s`` seconds,
                             never a final one (until ``stall_s``, the client goes or the server
-                            closes)
+                            closes); ``/interim-102/NAME`` the same with ``102 Processing``
+``/early-hints/NAME``       ``103 Early Hints`` (with a Link header), then the file: a value
 ``/trickle/NAME``           200 with the file's Content-Length, then one byte of it every
                             ``trickle_s`` seconds (bounded by ``stall_s``)
 ``/redirect/NAME?to=URL``   302 to ``URL`` (any scheme: ``ftp://``, ``file://``, ...)
@@ -50,7 +51,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 CHUNK = 64 * 1024
 FAULTS = ("404", "500", "flaky", "slow", "stall", "reset", "truncate", "redirect-loop", "huge",
-          "huge-nolength", "endless-chunked", "interim", "trickle", "redirect")
+          "huge-nolength", "endless-chunked", "interim", "interim-102", "early-hints", "trickle",
+          "redirect")
 
 
 class _Server(ThreadingHTTPServer):
@@ -135,8 +137,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._huge(path, head, with_length=fault == "huge")
         if fault == "endless-chunked":
             return self._endless_chunked(path, head)
-        if fault == "interim":
-            return self._interim()
+        if fault in ("interim", "interim-102"):
+            return self._interim(b"102 Processing" if fault == "interim-102" else b"100 Continue")
+        if fault == "early-hints":
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            self.wfile.flush()
         if fault == "trickle":
             return self._trickle("/".join(rest), head)
         return self._file("/".join(rest), head, truncate=fault == "truncate")
@@ -217,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             owner._add_sent(path, sent)
 
-    def _interim(self) -> None:
+    def _interim(self, line: bytes) -> None:
         """``100 Continue`` again and again: a client that skips interim responses waits for
         ever unless it has a total deadline."""
         owner = self.server.owner
@@ -225,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + owner.stall_s
         try:
             while not owner._closing.is_set() and time.monotonic() < deadline:
-                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.wfile.write(b"HTTP/1.1 " + line + b"\r\n\r\n")
                 self.wfile.flush()
                 if owner._closing.wait(owner.trickle_s):
                     return

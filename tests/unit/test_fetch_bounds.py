@@ -59,7 +59,8 @@ def www(tmp_path: Path) -> Path:
     return tmp_path / "www"
 
 
-@pytest.mark.parametrize("fault", ["interim", "trickle", "endless-chunked", "stall"])
+@pytest.mark.parametrize("fault", ["interim", "interim-102", "trickle", "endless-chunked",
+                                   "stall"])
 def test_a_row_has_a_total_deadline(http_server: Start, www: Path, fault: str) -> None:
     """Each wait is shorter than the timeout, so only a total deadline ends these rows."""
     srv = http_server(www, stall_s=120, trickle_s=0.05, huge_bytes=1 << 40)
@@ -88,7 +89,9 @@ def test_within_the_deadline_everything_works(http_server: Start, www: Path) -> 
     assert fetch(srv.redirect_url(srv.url("a.jpg")), deadline=5) == data
     assert fetch(srv.redirect_url("/a.jpg"), deadline=5) == data  # relative: same server
     assert fetch(srv.url("a.jpg"), deadline=None) == data
-    tally("input", 6, "HTTP rows that must work within the deadline")
+    assert fetch(srv.url("a.jpg", "early-hints"), deadline=5) == data  # 103, then the file
+    assert srv.count("/early-hints/a.jpg") == 1
+    tally("input", 7, "HTTP rows that must work within the deadline")
 
 
 @pytest.mark.parametrize("target", ["ftp://127.0.0.1:9/a.jpg", "file:///etc/passwd",
