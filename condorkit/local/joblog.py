@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from condorkit.model.fileio import open_append
+
 PARALLEL_HEADER = ("Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval",
                    "Signal", "Command")
 EXTRA_HEADER = ("Seq", "Chunk", "Rows", "Attempt", "Outcome", "Note")
@@ -78,7 +80,7 @@ class JobLog:
                                    "--lock-wait", str(LOCK_WAIT_S)])
         self.files: list[TextIO] = []
         for p, header in ((path, PARALLEL_HEADER), (self.extra, EXTRA_HEADER)):
-            f = open(p, "a", encoding="utf-8")
+            f = open_append(p, "the joblog")  # never a FIFO, a device or a folder
             if f.tell() == 0:
                 f.write("\t".join(header) + "\n")
             self.files.append(f)
