@@ -9,7 +9,8 @@ resumes: only the chunks without valid results run, and waits for a concurrent r
 job, as ``parallel --retry-failed`` starts one per failed line), then a shell comment naming the
 chunk and rows.
 The same ``Seq`` keys condorkit's extra columns (chunk, rows, attempt, outcome, note) in
-``NAME-condorkit.SUFFIX`` next to it (:func:`extra_path`). A process killed by a signal has
+``NAME-condorkit.SUFFIX`` next to it (:func:`extra_path`; nowhere when the joblog is not a
+regular file, e.g. ``/dev/null``). A process killed by a signal has
 ``Exitval`` 0 and the signal in ``Signal``, as GNU parallel records it. Prints nothing.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -79,11 +81,13 @@ class JobLog:
         self.command = shlex.join(["condorkit", "run", "-C", str(job_dir.resolve()),
                                    "--lock-wait", str(LOCK_WAIT_S)])
         self.files: list[TextIO] = []
-        for p, header in ((path, PARALLEL_HEADER), (self.extra, EXTRA_HEADER)):
-            f = open_append(p, "the joblog")  # never a FIFO, a device or a folder
+        main = open_append(path, "the joblog")  # never a FIFO, a device or a folder
+        if not stat.S_ISREG(os.fstat(main.fileno()).st_mode):
+            self.extra = Path(os.devnull)  # a joblog sent to /dev/null or a terminal
+        self.files = [main, open_append(self.extra, "the joblog")]
+        for f, header in zip(self.files, (PARALLEL_HEADER, EXTRA_HEADER), strict=True):
             if f.tell() == 0:
                 f.write("\t".join(header) + "\n")
-            self.files.append(f)
 
     def write(self, e: Entry) -> int:
         self.seq += 1
