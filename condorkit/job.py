@@ -89,7 +89,10 @@ class Job:
 
     def arguments(self, start: int | str) -> tuple[str, ...]:
         """The wrapper's argument vector for the chunk starting at ``start`` (or a macro)."""
-        head: tuple[str, ...] = ("-b", self.bundle.name) if self.bundle else ()
+        head: tuple[str, ...] = ()
+        if self.bundle:
+            from .bundle import bundle_check
+            head = ("-b", self.bundle.name, "-k", bundle_check(self.bundle).arg)
         return head + (self.program.name, rows_name(start), results_name(start))
 
     def outputs(self, start: int | str) -> tuple[str, ...]:
