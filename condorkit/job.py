@@ -136,13 +136,19 @@ def _bundle_path(job_dir: Path, config: JobConfig, must_exist: bool) -> Path | N
         return None
     if config.bundle == AUTO_BUNDLE:
         from .bundle import expected_bundle
+        from .wheelset import expected_wheels
 
         req = job_dir / REQUIREMENTS
         if not req.is_file():
             raise ConfigError(f'bundle = "auto" needs {req}',
                               "list the job's packages there (e.g. pillow), or set bundle to "
                               "a tarball made by `condorkit bundle -r FILE`")
-        path = expected_bundle(job_dir, req)
+        # the wheel-set bundle (`condorkit bundle`), else the one with an interpreter
+        # (`condorkit bundle --ship-python`) for the current Python
+        path = expected_wheels(job_dir, req)
+        if not path.is_file():
+            shipped = expected_bundle(job_dir, req)
+            path = shipped if shipped.is_file() else path
     else:
         path = Path(config.bundle)
         path = path if path.is_absolute() else job_dir / path

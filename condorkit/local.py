@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Interrupted, UsageError
+from .errors import CondorkitError, Interrupted, UsageError
 from .job import STATE_DIR, ChunkTask, Job
 from .pieces import leftover_parts, read_valid
 from .scheduler import ChunkState, RunProgress, Scheduler, Span, killpg, place, scratch_root
@@ -180,6 +180,19 @@ def task_spec(job: Job, task: ChunkTask) -> ScratchSpec:
                        (task.output, *job.outputs(task.chunk.start)), f"chunk-{task.chunk.start}")
 
 
+def _uses_worker_python(job: Job) -> bool:
+    """True when the wrapper runs the program with python3 (no bundle, or a wheel-set one)."""
+    if job.bundle is None:
+        return True
+    from .bundle import read_manifest
+    from .wheelset import WHEELS_FORMAT
+
+    try:
+        return read_manifest(job.bundle).get("format") == WHEELS_FORMAT
+    except CondorkitError:
+        return False
+
+
 @functools.lru_cache(maxsize=8)
 def _resolve_python(python: str, cwd: str) -> str | None:
     """The interpreter ``python`` starts (a pyenv shim or wrapper costs ~0.2 s per call)."""
@@ -241,7 +254,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     base_env = dict(os.environ if env is None else env)
     for var in THREAD_VARS:  # as HTCondor's starter does, unless the environment says otherwise
         base_env.setdefault(var, str(job.config.request_cpus))
-    if "CONDORKIT_PYTHON" not in base_env and job.bundle is None:
+    if "CONDORKIT_PYTHON" not in base_env and _uses_worker_python(job):
         real = _resolve_python(job.config.python, str(job.dir))
         if real:
             base_env["CONDORKIT_PYTHON"] = real

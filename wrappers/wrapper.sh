@@ -447,12 +447,12 @@ use_bundle() {
         command -v "$python" >/dev/null 2>&1 \
             || die 93 "bundle '$b' brings packages for CPython ${sets//cp3/3.}, but $(hostname) has no $python"
         set +e
-        tag=$("$python" -c 'import sys; print("%s cp%d%d" % (sys.implementation.name, sys.version_info[0], sys.version_info[1]))' 2>"$errf")
+        tag=$("$python" -c 'import sys; print("%s cp%d%d %d.%d.%d" % ((sys.implementation.name,) + sys.version_info[:2] + sys.version_info[:3]))' 2>"$errf")
         rc=$?
         set -e
         [ "$rc" -eq 0 ] || die 93 "$python on $(hostname) does not start (exit $rc): $(head -n 1 "$errf")"
         case "$tag" in
-            "cpython "*) tag=${tag#cpython } ;;
+            "cpython "*) tag=${tag#cpython }; ver=${tag#* }; tag=${tag%% *} ;;
             *) die 93 "$python on $(hostname) is ${tag%% *}, not CPython; the bundle's packages are built for CPython" ;;
         esac
         case " $sets " in
@@ -485,12 +485,14 @@ use_bundle() {
         fi
         python="$VIRTUAL_ENV/bin/python"
     fi
-    set +e
-    ver=$("$python" -c 'import sys, encodings; print("%d.%d.%d" % sys.version_info[:3])' 2>"$errf")
-    rc=$?
-    set -e
-    [ "$rc" -eq 0 ] \
-        || die 93 "the bundled python does not start on $(hostname) (exit $rc): $(head -n 1 "$errf")"
+    if [ "$fmt" = "condorkit-bundle/1" ]; then
+        set +e
+        ver=$("$python" -c 'import sys, encodings; print("%d.%d.%d" % sys.version_info[:3])' 2>"$errf")
+        rc=$?
+        set -e
+        [ "$rc" -eq 0 ] \
+            || die 93 "the bundled python does not start on $(hostname) (exit $rc): $(head -n 1 "$errf")"
+    fi
     rm -f "$errf"
     pyver=$ver
     t2=$(now_us)

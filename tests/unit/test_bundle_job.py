@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from condorkit.wrappers import ckjob
 
+from condorkit.bundle import bundle_check
 from condorkit.cli import main
 from condorkit.config import load_config
 from condorkit.demo import CorpusFile, write_manifest
@@ -64,9 +65,9 @@ def test_mksubmit_transfers_the_bundle_and_passes_it_to_the_wrapper(
     assert len(items) == 2
     for item in items:
         ex = expand_item(text, item)
-        assert ex.arguments[:2] == ("-b", env_bundle.name)
+        assert ex.arguments[:4] == ("-b", env_bundle.name, "-k", bundle_check(env_bundle.path).arg)
         assert env_bundle.name in [Path(f).name for f in ex.transfer_input_files]
-        assert ex.arguments[2:] == ("luminance.py", f"rows-{item['start']}.jsonl",
+        assert ex.arguments[4:] == ("luminance.py", f"rows-{item['start']}.jsonl",
                                     f"results-{item['start']}.json")
 
 
