@@ -144,12 +144,12 @@ def test_bundle_command_reuses_an_unchanged_bundle(tmp_path: Path,
                                                    env_bundle: Any,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     job = make_job(tmp_path / "job", photo_corpus, env_bundle, "")
-    code, out, err = run_cli(capsys, "bundle", "-C", str(job), "--json")
+    code, out, err = run_cli(capsys, "bundle", "-C", str(job), "--ship-python", "--json")
     assert code == 0, err
     res = json.loads(out)
     assert res["reused"] is True and res["name"] == env_bundle.name
     assert res["size_bytes"] == env_bundle.size_bytes
-    code, out, err = run_cli(capsys, "bundle", "-C", str(job))
+    code, out, err = run_cli(capsys, "bundle", "-C", str(job), "--ship-python")
     assert code == 0 and out == ""
     assert "reused (unchanged)" in err and f'bundle = "{env_bundle.name}"' in err
 
