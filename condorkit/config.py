@@ -23,6 +23,9 @@ ENV_PREFIX = "CONDORKIT_"
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
 #: an extra per-chunk output: a plain file name with ``{start}`` (filled with the chunk's start)
 _OUTPUT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: where pool workers fetch the bundle (HTCondor's file-transfer plugins): a folder URL
+_BUNDLE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|osdf://|pelican://[A-Za-z0-9.-]+)"
+                         r"(/[A-Za-z0-9._~%+-]+)*/?$")
 _RELNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
@@ -38,6 +41,7 @@ class JobConfig:
     input_files: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     bundle: str = ""
+    bundle_url: str = ""
     python: str = "python3"
     request_cpus: int = 1
     request_memory: str = "1GB"
@@ -84,6 +88,10 @@ class JobConfig:
             if name.count("{start}") != 1 or not _OUTPUT.match(name.replace("{start}", "1")):
                 raise bad("outputs", f"{name!r} is not a per-chunk output file name",
                           'use a plain file name holding {start} once, e.g. "smaller-{start}.tar"')
+        if self.bundle_url and not _BUNDLE_URL.match(self.bundle_url):
+            raise bad("bundle_url", f"{self.bundle_url!r} is not an http(s)/osdf folder URL",
+                      'e.g. bundle_url = "https://files.example.org/envs/" (letters, digits, '
+                      "- _ . ~ % + in the path; no spaces, commas, quotes or query)")
         Columns.parse(self.columns)  # raises ConfigError when invalid
 
     def column_spec(self) -> Columns:

@@ -371,6 +371,8 @@ def dry_run(job: Job, index: int = 0) -> DryRunResult:
     base = Path(ex.initialdir or job.dir)
 
     def resolve(name: str) -> Path:
+        if "://" in name and job.bundle is not None and name.rsplit("/", 1)[-1] == job.bundle.name:
+            return job.bundle  # bundle_url: the local copy (the wrapper checks its sha256)
         p = Path(name)
         return p if p.is_absolute() else base / p
 
