@@ -22,6 +22,7 @@
 #   96  PROGRAM exited 0 but OUT is missing or empty
 # On a non-zero exit an empty OUT is left behind if the program wrote none (see ensure_out).
 set -eu
+WRAPPER_T0=${EPOCHREALTIME:-}  # when the wrapper started (bash 5), for the setup= figure
 
 die() { code=$1; shift; echo "condorkit-wrapper: error: $*" >&2; exit "$code"; }
 
@@ -500,6 +501,15 @@ use_bundle() {
     echo "condorkit-wrapper: bundle $b: $1 members ($(( $2 / 1048576 )) MB) $how in $(secs $(( t1 - t0 ))) s (sha256 ok); python $ver started in $(secs $(( t2 - t1 ))) s" >&2
 }
 
+# " started=EPOCH setup=S": when the wrapper started and how long it took until the program
+# starts (for measuring a job's overhead from its stderr); nothing without bash 5
+setup_note() {
+    local t0=${WRAPPER_T0//[!0-9]/} t1
+    t1=$(now_us)
+    [ -n "$t0" ] && [ "${#t1}" -gt 10 ] || return 0
+    printf ' started=%s setup=%ss' "$WRAPPER_T0" "$(secs $(( t1 - t0 )))"
+}
+
 python=""
 pyver=""
 if [ -n "$bundle" ]; then
@@ -515,11 +525,11 @@ case "$program" in
             pyver=$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) \
                 || die 93 "'$python' on $(hostname) does not run"
         fi
-        echo "condorkit-wrapper: host=$(hostname) python=$pyver ($python) program=$program rows=$rows" >&2
+        echo "condorkit-wrapper: host=$(hostname) python=$pyver ($python) program=$program rows=$rows$(setup_note)" >&2
         cmd=("$python" "./$program" "$rows" "$out")
         ;;
     *)
-        echo "condorkit-wrapper: host=$(hostname) program=$program rows=$rows" >&2
+        echo "condorkit-wrapper: host=$(hostname) program=$program rows=$rows$(setup_note)" >&2
         chmod +x "./$program" 2>/dev/null || true
         cmd=("./$program" "$rows" "$out")
         ;;
