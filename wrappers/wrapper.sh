@@ -230,8 +230,18 @@ with tarfile.open(sys.argv[1], "r:") as tar:
         tar.extractall(sys.argv[2])
 '
 
-# manifest_field DIR NAME: the value of NAME= in the unpacked bundle's manifest ("" if absent)
-manifest_field() { sed -n "s/^$2=//p" "$1/condorkit-bundle.txt" | head -n 1; }
+# load_manifest DIR: read the unpacked bundle's key=value manifest into MANIFEST (first value of
+# each key wins; one read instead of a sed per field)
+declare -A MANIFEST
+load_manifest() {
+    local k v
+    MANIFEST=()
+    [ -f "$1/condorkit-bundle.txt" ] || return 0
+    while IFS='=' read -r k v || [ -n "$k" ]; do
+        case "$k" in ""|*[!A-Za-z0-9_]*) continue ;; esac
+        [ -n "${MANIFEST[$k]+set}" ] || MANIFEST[$k]=$v
+    done < "$1/condorkit-bundle.txt"
+}
 
 # version_lt A B: true when dotted version A (e.g. 2.31) is older than B
 version_lt() {
@@ -334,13 +344,13 @@ unpack_into() {
 # bundles: the venv's home is the absolute path of the unpacked interpreter)
 finish_tree() {
     local dir=$1 final=$2 pyexe venv
-    [ -f "$dir/condorkit-bundle.txt" ] || return 0
-    [ "$(manifest_field "$dir" format)" = "condorkit-bundle/1" ] || return 0
-    pyexe=$(manifest_field "$dir" python_exe); venv=$(manifest_field "$dir" venv)
+    load_manifest "$dir"
+    [ "${MANIFEST[format]:-}" = "condorkit-bundle/1" ] || return 0
+    pyexe=${MANIFEST[python_exe]:-}; venv=${MANIFEST[venv]:-}
     case "/$pyexe/$venv/" in //*|*/../*) return 0 ;; esac  # refused later by use_bundle
     [ -d "$dir/$venv" ] && [ ! -L "$dir/$venv" ] || return 0
     printf 'home = %s\ninclude-system-site-packages = false\nversion = %s\n' \
-        "$final/$(dirname "$pyexe")" "$(manifest_field "$dir" python)" > "$dir/$venv/pyvenv.cfg"
+        "$final/$(dirname "$pyexe")" "${MANIFEST[python]:-}" > "$dir/$venv/pyvenv.cfg"
 }
 
 # cache_root: the node cache folder, created if needed ("" when off or not safe to use)
@@ -421,30 +431,31 @@ use_bundle() {
     t1=$(now_us)
     [ -f "$tree/condorkit-bundle.txt" ] \
         || die 91 "bundle '$b' is not a condorkit bundle (no condorkit-bundle.txt); build it with condorkit bundle"
-    fmt=$(manifest_field "$tree" format)
+    load_manifest "$tree"
+    fmt=${MANIFEST[format]:-}
     case "$fmt" in
         condorkit-bundle/1|condorkit-wheels/1) ;;
         *) die 91 "bundle '$b' has format '$fmt'; this wrapper reads condorkit-bundle/1 and condorkit-wheels/1" ;;
     esac
-    want=$(manifest_field "$tree" os); have=$(uname -s)
+    want=${MANIFEST[os]:-}; have=$(uname -s)
     [ "$want" = "$have" ] || die 94 "bundle '$b' is built for $want, but $(hostname) runs $have"
-    want=$(manifest_field "$tree" arch); have=$(uname -m)
+    want=${MANIFEST[arch]:-}; have=$(uname -m)
     [ "$want" = "$have" ] \
         || die 94 "bundle '$b' is built for $want, but $(hostname) is $have; build it on a $have machine"
-    need=$(manifest_field "$tree" glibc); have=$(worker_glibc)
+    need=${MANIFEST[glibc]:-}; have=$(worker_glibc)
     if [ -n "$have" ]; then
         if [ -n "$need" ] && version_lt "$have" "$need"; then
             die 94 "bundle '$b' needs glibc >= $need, but $(hostname) has glibc $have; build it on a machine with an older glibc"
         fi
     else
-        want=$(manifest_field "$tree" ld_so)
+        want=${MANIFEST[ld_so]:-}
         [ -z "$want" ] || [ -e "$want" ] \
             || die 94 "bundle '$b' needs the GNU C library (glibc >= $need), but $(hostname) has no $want"
     fi
     unset PYTHONHOME PYTHONPATH
     if [ "$fmt" = "condorkit-wheels/1" ]; then
         python=${CONDORKIT_PYTHON:-python3}
-        sets=$(manifest_field "$tree" sets)
+        sets=${MANIFEST[sets]:-}
         command -v "$python" >/dev/null 2>&1 \
             || die 93 "bundle '$b' brings packages for CPython ${sets//cp3/3.}, but $(hostname) has no $python"
         set +e
@@ -464,8 +475,8 @@ use_bundle() {
         export PYTHONPATH="$tree/sets/$tag"
         export PYTHONNOUSERSITE=1
     else
-        pyexe=$(manifest_field "$tree" python_exe); venv=$(manifest_field "$tree" venv)
-        libdir=$(manifest_field "$tree" libdir)
+        pyexe=${MANIFEST[python_exe]:-}; venv=${MANIFEST[venv]:-}
+        libdir=${MANIFEST[libdir]:-}
         for f in "$pyexe" "$venv" "$libdir"; do
             case "/$f/" in
                 //|*/../*) die 91 "bundle '$b' has a bad manifest (path '$f')" ;;
