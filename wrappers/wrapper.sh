@@ -555,4 +555,8 @@ if [ "$rc" -ne 0 ]; then
     exit "$rc"
 fi
 [ -s "$out" ] || die 96 "program exited 0 but wrote no $out"
+if [ -n "${WRAPPER_T0//[!0-9]/}" ]; then
+    t_end=$(now_us)
+    echo "condorkit-wrapper: done: wall=$(secs $(( t_end - ${WRAPPER_T0//[!0-9]/} )))s" >&2
+fi
 exit 0
