@@ -45,11 +45,12 @@ MAX_ROWS = 100_000_000
 MISSING_RANGES_SHOWN = 50
 DENSITY_COLUMNS = 100
 DENSITY_ROWS = 60
-DEFAULT_TITLE = "Photograph archive: year vs. luminance"
+DEFAULT_TITLE = "Results"
 PARALLEL_MIN_FILES = 400
 BATCH_FILES = 25
 
-_VAL, _ERR, _DUP = 1, 2, 4
+_VAL, _ERR, _DUP, _RES = 1, 2, 4, 8  # charted value, error, seen twice, result not charted
+_HAS = _VAL | _RES
 _ABSENT = re.compile(rb"\x00+")
 _VALUED = re.compile(rb"[\x01\x05]+")
 
@@ -74,6 +75,10 @@ class AggregateReport:
     points: int
     html: Path
     density_mode: bool
+    x_field: str = ""  # the charted fields ("" when nothing could be charted)
+    y_field: str = ""
+    uncharted: int = 0  # results (no error) without numeric x and y: counted, not drawn
+    chart_note: str = ""  # why nothing (or not everything) is charted, in plain words
 
     @property
     def complete(self) -> bool:
@@ -102,6 +107,10 @@ class AggregateReport:
             "points": self.points,
             "html": str(self.html),
             "density_mode": self.density_mode,
+            "x_field": self.x_field,
+            "y_field": self.y_field,
+            "uncharted": self.uncharted,
+            "chart_note": self.chart_note,
             "complete": self.complete,
         }
 
@@ -110,8 +119,9 @@ class AggregateReport:
 class _Compact:
     """One results file reduced to what aggregation needs (cheap to pass between processes).
 
-    ``ok[i]`` is 1 when record i has numeric, finite x and y and no error; ``errors`` maps the
-    row of every other record to its (label, reason); ``labels`` is None unless asked for.
+    ``ok[i]`` is 0 for a record with an error, 1 when it has numeric, finite x and y (a point),
+    2 for a result without them (counted, not charted); ``errors`` maps the row of every error
+    record to its (label, reason); ``labels`` is None unless asked for.
     """
 
     path: str
@@ -129,7 +139,7 @@ class _Compact:
 
 
 _NUMBER_TYPES = {int, float}
-_OK_TO_FLAG = bytes.maketrans(b"\x00\x01", bytes((_ERR, _VAL)))
+_OK_TO_FLAG = bytes.maketrans(b"\x00\x01\x02", bytes((_ERR, _VAL, _RES)))
 
 
 def _fits_float(v: Any) -> bool:
@@ -159,32 +169,29 @@ def _compact(rf: ResultsFile, fields: tuple[str, str, str], want_labels: bool) -
     bad = [i for i, r in enumerate(recs) if r.get("error") is not None]
     for i in bad:
         xl[i] = yl[i] = 0.0
+    plain: set[int] = set()  # results without a point
     if not (set(map(type, xl)) <= _NUMBER_TYPES and set(map(type, yl)) <= _NUMBER_TYPES):
-        odd = [i for i, (x, y) in enumerate(zip(xl, yl, strict=True))
-               if type(x) not in _NUMBER_TYPES or type(y) not in _NUMBER_TYPES]
-        for i in odd:
+        plain = {i for i, (x, y) in enumerate(zip(xl, yl, strict=True))
+                 if type(x) not in _NUMBER_TYPES or type(y) not in _NUMBER_TYPES}
+        for i in plain:
             xl[i] = yl[i] = 0.0
-        bad = sorted(set(bad).union(odd))
-    too_big: set[int] = set()
     try:
         xs, ys = array("d", xl), array("d", yl)
-    except OverflowError:  # an integer too large for a float
-        too_big = {i for i, (x, y) in enumerate(zip(xl, yl, strict=True))
-                   if not (_fits_float(x) and _fits_float(y))}
-        for i in too_big:
+    except OverflowError:  # an integer too large for a float: a result, not a point
+        big = {i for i, (x, y) in enumerate(zip(xl, yl, strict=True))
+               if not (_fits_float(x) and _fits_float(y))}
+        for i in big:
             xl[i] = yl[i] = 0.0
-        bad = sorted(set(bad) | too_big)
+        plain |= big
         xs, ys = array("d", xl), array("d", yl)
     okb = bytearray(b"\x01") * len(recs)
+    for i in plain:
+        okb[i] = 2
     for i in bad:
         okb[i] = 0
         rec = recs[i]
-        err = rec.get("error")
-        if err is None:
-            err = (f"{xf!r} or {yf!r} is out of range" if i in too_big
-                   else f"no numeric {xf!r} and {yf!r} in the record")
         label = rec.get(lf)
-        errors[rec["row"]] = (label if isinstance(label, str) else None, str(err))
+        errors[rec["row"]] = (label if isinstance(label, str) else None, str(rec.get("error")))
     ok = bytes(okb)
     if want_labels:
         labels = tuple(v if type(v) is str else None for v in (r.get(lf) for r in recs))
@@ -211,6 +218,7 @@ class _Collector:
     errs: dict[int, tuple[str | None, str]] = field(default_factory=dict)
     conflict_samples: list[tuple[int, str, str, str]] = field(default_factory=list)
     found: int = 0
+    points: int = 0
     errors: int = 0
     duplicates: int = 0
     conflicts: int = 0
@@ -249,8 +257,9 @@ class _Collector:
             flags[first:end] = c.ok.translate(_OK_TO_FLAG)
             xs[first:end] = c.xs
             ys[first:end] = c.ys
-            valued = c.ok.count(1)
+            valued = n - c.ok.count(0)
             self.found += valued
+            self.points += c.ok.count(1)
             self.errors += n - valued
             for row, why in c.errors.items():
                 if len(self.errs) >= ERROR_SAMPLE:
@@ -263,7 +272,7 @@ class _Collector:
                     self.labels = None
                 elif labels is not None:
                     self.labels.update((first + i, v) for i, v in enumerate(labels)
-                                       if v and c.ok[i])
+                                       if v and c.ok[i] == 1)
             return
         for i, row, x, y, good in zip(range(len(c.rows)), c.rows, c.xs, c.ys, c.ok,
                                       strict=True):
@@ -275,8 +284,8 @@ class _Collector:
                 if not st & _DUP:
                     flags[row] = st | _DUP
                     self.duplicates += 1
-                if st & _VAL:
-                    if good and (xs[row] != x or ys[row] != y):
+                if st & _HAS:
+                    if good == 1 and st & _VAL and (xs[row] != x or ys[row] != y):
                         self._conflict(row, x, y, c.path)
                     continue
                 if not good:
@@ -284,9 +293,9 @@ class _Collector:
                 # a retry produced the value that an earlier copy recorded as an error
                 self.errors -= 1
                 self.errs.pop(row, None)
-                flags[row] = _VAL | _DUP
+                flags[row] = (_VAL if good == 1 else _RES) | _DUP
             elif good:
-                flags[row] = _VAL
+                flags[row] = _VAL if good == 1 else _RES
             else:
                 flags[row] = _ERR
                 self.errors += 1
@@ -294,6 +303,9 @@ class _Collector:
                     self.errs[row] = c.errors[row]
                 continue
             self.found += 1
+            if good != 1:
+                continue
+            self.points += 1
             xs[row] = x
             ys[row] = y
             if self.x_all_int and not x.is_integer():
@@ -397,16 +409,68 @@ def _stale(c: _Compact, expected_keys: Mapping[int, tuple[int, str]]) -> str | N
     return None
 
 
+#: fields of every record that are bookkeeping, never chart axes
+_NOT_AXES = {"row", "error"}
+SAMPLE_ROWS = 20
+
+
+@dataclass(frozen=True)
+class ChartFields:
+    """What the chart draws: x, y and the point label (``""``: none), with a sample of results
+    for the page's table and a plain note when nothing can be drawn."""
+
+    x: str
+    y: str
+    label: str
+    sample: tuple[dict[str, Any], ...]
+    note: str = ""
+
+
+def pick_fields(paths: Sequence[Path], x: str = "", y: str = "", label: str = "") -> ChartFields:
+    """The chart's fields: the ones given, else the first two numeric fields (in record order,
+    not booleans) of the first result without an error (one numeric field: against the row),
+    and its first text field as the label.
+
+    Looks at the first valid files only (cheap); a sample of their results is kept for a table.
+    """
+    sample: list[dict[str, Any]] = []
+    for p in paths[:20]:
+        if p.is_dir() or p.suffix != ".json":
+            continue
+        rf = load_results(p)
+        if not rf.valid:
+            continue
+        sample.extend(dict(r) for r in rf.records[:SAMPLE_ROWS] if r.get("error") is None)
+        if len(sample) >= SAMPLE_ROWS:
+            break
+    first = sample[0] if sample else {}
+    numeric = [k for k, v in first.items() if k not in _NOT_AXES and type(v) in _NUMBER_TYPES]
+    text = [k for k, v in first.items() if k not in _NOT_AXES and isinstance(v, str)]
+    if not x and not y and len(numeric) == 1:
+        x, y = "row", numeric[0]  # one number per row: draw it against the row
+    if not x:
+        x = next((k for k in numeric if k != y), "")
+    if not y:
+        y = next((k for k in numeric if k != x), "")
+    label = label or (text[0] if text else "")
+    note = ""
+    if not (x and y):
+        have = ", ".join(k for k in first if k not in _NOT_AXES) or "none"
+        note = (f"nothing to chart: the results have no two numeric fields (fields: {have}); "
+                "choose them with --x and --y (or chart_x / chart_y in condorkit.toml)")
+    return ChartFields(x, y, label, tuple(sample[:SAMPLE_ROWS]), note)
+
+
 def aggregate(
     paths: Iterable[str | Path],
     *,
     expected_rows: int | None,
     out_html: Path,
     allow_missing: bool = False,
-    title: str = DEFAULT_TITLE,
-    x_field: str = "year",
-    y_field: str = "luminance",
-    label_field: str = "url",
+    title: str = "",
+    x_field: str = "",
+    y_field: str = "",
+    label_field: str = "",
     density_threshold: int = DENSITY_THRESHOLD,
     workers: int | None = None,
     expected_keys: Mapping[int, tuple[int, str]] | None = None,
@@ -429,6 +493,9 @@ def aggregate(
     if not files_list:
         raise ResultsError("no results files to aggregate",
                            "run the jobs first, or point at the job's results/ folder")
+    chosen = pick_fields(files_list, x_field, y_field, label_field)
+    x_field, y_field, label_field = chosen.x or "\0x", chosen.y or "\0y", chosen.label
+    title = title or (f"{chosen.y} vs. {chosen.x}" if chosen.x and chosen.y else DEFAULT_TITLE)
     col = _Collector(expected_rows, density_threshold)
     invalid: list[tuple[str, str]] = []
     nworkers = _default_workers() if workers is None else workers
@@ -444,7 +511,11 @@ def aggregate(
             col.add(c)
     last = col.last_row()
     missing_text, missing_count = col.missing(last)
-    density = col.found > density_threshold
+    density = col.points > density_threshold
+    note = chosen.note
+    if not note and col.found > col.points:
+        note = (f"{col.found - col.points:,} result(s) have no numeric {chosen.x!r} and "
+                f"{chosen.y!r} and are not on the chart")
     report = AggregateReport(
         expected=last,
         expected_given=expected_rows is not None,
@@ -459,11 +530,17 @@ def aggregate(
         missing=missing_text,
         missing_count=missing_count,
         out_of_range=col.out_of_range,
-        points=col.found,
+        points=col.points,
         html=Path(out_html),
         density_mode=density,
+        x_field=chosen.x if chosen.y else "",
+        y_field=chosen.y if chosen.x else "",
+        uncharted=col.found - col.points,
+        chart_note=note,
     )
-    data = _chart_data(col, last, report, title, density, (x_field, y_field))
+    data = _chart_data(col, last, report, title, density, (chosen.x, chosen.y))
+    data["note"] = note
+    data["sample"] = [dict(r) for r in chosen.sample] if (note or not col.points) else []
     page = render_page(data, report, title=title, allow_missing=allow_missing)
     ckjob.atomic_write_bytes(str(out_html), page.encode("utf-8"))
     return report
@@ -492,7 +569,7 @@ def _chart_data(col: _Collector, last: int, report: AggregateReport, title: str,
         "y_label": fields[1].replace("_", " ").capitalize(),
         "mode": "density" if density else "points",
         "axes": {"x": ax, "y": ay},
-        "count": report.found,
+        "count": report.points,
         "threshold": col.threshold,
         "summary": {k: v for k, v in report.to_dict().items()
                     if k in ("expected", "found", "errors", "duplicates", "missing_count")},

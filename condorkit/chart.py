@@ -71,6 +71,16 @@ def _esc(value: object) -> str:
     return ("" if value is None else str(value)).translate(_HTML_ESCAPES)
 
 
+SAMPLE_COLUMNS = 12
+CELL_CHARS = 200
+
+
+def _cell(value: object) -> str:
+    """One table cell: text as it is, anything else as JSON, cut to CELL_CHARS."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS - 1] + "\u2026"
+
+
 def render_page(data: dict[str, Any], report: AggregateReport, *, title: str,
                 allow_missing: bool = False) -> str:
     """The whole page: header fragment, summary and tables, data block, footer fragment."""
@@ -87,6 +97,8 @@ def render_page(data: dict[str, Any], report: AggregateReport, *, title: str,
     ]
     if report.conflicts:
         rows.append(("Copies that disagree (first kept)", f"{report.conflicts:,}"))
+    if report.uncharted:
+        rows.append(("Results not on the chart (no numeric x and y)", f"{report.uncharted:,}"))
     if report.out_of_range:
         rows.append(("Records outside rows 1..expected (ignored)", f"{report.out_of_range:,}"))
     rows.append(("Results files read / invalid",
@@ -105,6 +117,18 @@ def render_page(data: dict[str, Any], report: AggregateReport, *, title: str,
                      "binned counts (darker cells hold more points), not one mark each.</p>\n")
     parts.append('<p class="ck-status" id="ck-status">Loading the chart&hellip;</p>\n'
                  '<div id="ck-chart" class="ck-chart"></div>\n')
+    if data.get("note"):
+        parts.append(f'<p class="ck-note" id="ck-chart-note">{_esc(data["note"])}.</p>\n')
+    sample = data.get("sample") or []
+    if sample:
+        cols = list(dict.fromkeys(k for r in sample for k in r))[:SAMPLE_COLUMNS]
+        parts.append(f'<h2>Results (first {len(sample)})</h2>\n<table class="ck-results" '
+                     'id="ck-results">\n<tr>' + "".join(f"<th>{_esc(c)}</th>" for c in cols)
+                     + "</tr>\n")
+        for r in sample:
+            parts.append("<tr>" + "".join(f"<td>{_esc(_cell(r.get(c)))}</td>" for c in cols)
+                         + "</tr>\n")
+        parts.append("</table>\n")
     if report.error_samples:
         shown = len(report.error_samples)
         parts.append(f'<h2>Recorded errors (first {shown} of {report.errors:,})</h2>\n'

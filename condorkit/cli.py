@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -103,7 +104,7 @@ def _config(args: argparse.Namespace, **cli: Any) -> Any:
     opts = {k: getattr(args, k, None) for k in (
         "manifest", "program", "chunk", "max_rows", "bundle", "request_cpus", "request_memory",
         "request_disk", "requirements", "max_retries", "log_dir", "template",
-        "job_lease_duration", "workers")}
+        "job_lease_duration", "workers", "python")}
     if getattr(args, "input_files", None):
         opts["input_files"] = tuple(args.input_files)
     opts.update(cli)
@@ -131,6 +132,8 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--job-lease-duration", type=int, help="seconds before a lost job requeues")
     g.add_argument("--log-dir", help="folder for HTCondor logs (default logs)")
     g.add_argument("--template", help="submit template name (default submit.sub.j2)")
+    g.add_argument("--python", help="local runs: the interpreter for a .py program (default: "
+                   "the one running condorkit; a bundle's wins; pool workers use python3)")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -138,9 +141,15 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_mksubmit(args: argparse.Namespace) -> int:
     from .render import render_submit
+    from .submit import check_job_folder
 
     job = _prepare(args, chunk=args.chunk, max_rows=args.max)
     text = render_submit(job)
+    try:
+        check_job_folder(job)
+    except UsageError as exc:  # the file is still printed: condor_submit is the user's call
+        err(f"mksubmit: warning: {exc.message}")
+        err(f"  hint: {exc.hint}")
     out(text)
     err(f"mksubmit: {job.rows} rows in {len(job.chunks)} chunk(s) of up to {job.config.chunk}; "
         f"rows files in {job.dir / 'chunks'}")
@@ -171,6 +180,18 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_causes(causes: Sequence[Any], limit: int = 8) -> None:
+    """Failed chunks grouped by cause: count, the first chunks, one log to read, a hint."""
+    for c in causes[:limit]:
+        starts = ", ".join(str(s) for s in c.starts[:5]) + (", ..." if c.count > 5 else "")
+        err(f"  {c.count} chunk(s) failed: {c.cause}")
+        err(f"      chunks starting at row {starts}" + (f"; log: {c.log}" if c.log else ""))
+        if c.hint:
+            err(f"      hint: {c.hint}")
+    if len(causes) > limit:
+        err(f"  ... and {len(causes) - limit} more cause(s); see --json")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .errors import Interrupted
     from .local import RunProgress, RunReport, default_workers, run
@@ -198,8 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"valid), {len(report.failed)} failed, {report.retried} retried, "
             f"{report.speculated} speculated; {report.rows_run} rows in {report.pieces} "
             f"piece(s), {report.rows_per_s:.1f} rows/s, wall {report.wall_s:.2f}s")
-        for c in report.failed:
-            err(f"  chunk {c.start} ({c.count} rows) failed: {c.reason}")
+        _show_causes(report.causes)
         err(f"run: joblog {report.joblog}")
 
     def on_term(signum: int, _frame: Any) -> None:
@@ -268,8 +288,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
                     expected = min(expected, cfg.max_rows)
         elif args.manifest:
             raise UsageError(f"manifest {mpath} not found", "pass --manifest or --no-manifest")
+    chart = _config(args, chart_x=args.chart_x, chart_y=args.chart_y,
+                    chart_title=args.chart_title)
     report = aggregate(paths, expected_rows=expected, out_html=Path(args.output),
-                       allow_missing=args.allow_missing, expected_keys=keys)
+                       allow_missing=args.allow_missing, expected_keys=keys,
+                       x_field=chart.chart_x, y_field=chart.chart_y, title=chart.chart_title)
     if args.json:
         emit_json(report)
     d = report.to_dict()
@@ -278,6 +301,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         f"missing {d.get('missing') or 'none'}")
     for path, problem in d.get("invalid_files", []):
         err(f"  INVALID {path}: {problem}")
+    if report.x_field:
+        err(f"aggregate: chart of {report.y_field} against {report.x_field}: "
+            f"{report.points} point(s)" + (f"; {report.chart_note}" if report.chart_note else ""))
+    elif report.chart_note:
+        err(f"aggregate: {report.chart_note}; the page lists the results in a table")
     err(f"aggregate: wrote {args.output}")
     if d.get("missing") and not args.allow_missing:
         raise ResultsError(f"rows missing from the results: {d.get('missing')}",
@@ -339,12 +367,9 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def _run_record(args: argparse.Namespace) -> Any:
     """The run to look at: the current one, or ``--cluster N`` (a cluster submitted with
     ``condor_submit`` from this folder is adopted: its run record is written from its job ads)."""
-    from .submit import adopt_run, load_run, runs_dir
+    from .submit import current_run
 
-    cluster = getattr(args, "cluster", None)
-    if cluster is not None and not (runs_dir(_job_dir(args)) / f"{cluster}.json").is_file():
-        return adopt_run(_job_dir(args), _config(args), cluster)
-    return load_run(_job_dir(args), cluster)
+    return current_run(_job_dir(args), _config(args), getattr(args, "cluster", None))
 
 
 def _report_submit(rep: Any, skipped: int, verb: str, as_json: bool) -> None:
@@ -419,9 +444,13 @@ def _render_status(st: Any) -> None:
     err(f"run {st.cluster} on {st.schedd} ({st.job_dir}): {len(st.chunks)} chunk(s), "
         f"{st.rows_done}/{st.rows} rows done ({pct:.0f}%)")
     err("  " + "  ".join(f"{k} {v}" for k, v in c.items() if v or k != "completed"))
-    for b in st.bad:
+    for b in st.bad[:5]:
         err(f"  chunk {b.start} (rows {b.start}-{b.start + b.count - 1}, job "
             f"{st.cluster}.{b.proc}) {b.state.upper()} after {b.attempts} attempt(s): {b.reason}")
+    if len(st.bad) > 5:
+        err(f"  ... and {len(st.bad) - 5} more held or failed chunk(s); by cause:")
+    if st.bad:
+        _show_causes(st.causes)
     for note in st.notes:
         err(f"  note: {note}")
 
@@ -686,6 +715,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
             out("".join(line + "\n" for line in format_result(r, args.number, args.node,
                                                                 args.eot)))
 
+    from .interpreter import python_command
+
+    command = python_command(tuple(command), os.environ.get("CONDORKIT_PYTHON", ""),
+                             "environment")
     report = run_graph(graph, command, workers=args.jobs, stdin=args.stdin,
                        timeout=args.task_timeout, on_result=on_result)
     return _print_graph(args, report)
@@ -801,6 +834,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-missing", action="store_true", help="exit 0 even if rows are missing")
     s.add_argument("--chunk", type=int, help="rows per chunk the results were made with "
                    "(default: read from results-1.json)")
+    s.add_argument("--x", dest="chart_x", metavar="FIELD", help="field on the x axis (default: "
+                   "chart_x, else the results' first numeric field)")
+    s.add_argument("--y", dest="chart_y", metavar="FIELD", help="field on the y axis (default: "
+                   "chart_y, else the results' second numeric field)")
+    s.add_argument("--title", dest="chart_title", help="the page's title (default: chart_title)")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("demo", parents=[common], help="create a photodemo job folder with images")

@@ -42,7 +42,7 @@ class JobConfig:
     outputs: tuple[str, ...] = ()
     bundle: str = ""
     bundle_url: str = ""
-    python: str = "python3"
+    python: str = ""
     request_cpus: int = 1
     request_memory: str = "1GB"
     request_disk: str = "2GB"
@@ -54,6 +54,9 @@ class JobConfig:
     template: str = "submit.sub.j2"
     workers: int = 0
     local_retries: int = 2
+    chart_x: str = ""  # aggregate: the fields charted ("": the first two numeric fields)
+    chart_y: str = ""
+    chart_title: str = ""
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

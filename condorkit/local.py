@@ -22,7 +22,6 @@ Every attempt is one line of a tab-separated joblog. Library code only: prints n
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import shutil
 import signal
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CondorkitError, Interrupted, UsageError
+from .failures import FailureCause, group
+from .interpreter import ENV_VAR, job_env
 from .job import STATE_DIR, ChunkTask, Job
 from .pieces import leftover_parts, read_valid
 from .scheduler import ChunkState, RunProgress, Scheduler, Span, killpg, place, scratch_root
@@ -84,6 +85,8 @@ class ChunkOutcome:
     status: str  # "done", "skipped" (valid result already there), "failed" or "pending"
     attempts: int
     reason: str = ""
+    cause: str = ""  # the failure's cause without the attempt count, for grouping
+    log: str = ""  # the stderr log of its last failed attempt
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,12 @@ class RunReport:
     pieces: int = 0
     joblog: Path | None = None
     interrupted: str = ""
+    python: str = ""  # the interpreter a .py program ran under ("" with a bundle)
+
+    @property
+    def causes(self) -> tuple[FailureCause, ...]:
+        """Failed chunks grouped by cause, most frequent first, with a log and a hint each."""
+        return group(((c.start, c.cause or c.reason, c.log) for c in self.failed), self.python)
 
     @property
     def failed(self) -> tuple[ChunkOutcome, ...]:
@@ -124,7 +133,8 @@ class RunReport:
         d = asdict(self)
         d.update(job_dir=str(self.job_dir), joblog=str(self.joblog) if self.joblog else None,
                  done=self.done, skipped=self.skipped, failed=len(self.failed),
-                 rows_per_s=round(self.rows_per_s, 3))
+                 rows_per_s=round(self.rows_per_s, 3),
+                 causes=[asdict(c) for c in self.causes])
         return d
 
 
@@ -180,38 +190,18 @@ def task_spec(job: Job, task: ChunkTask) -> ScratchSpec:
                        (task.output, *job.outputs(task.chunk.start)), f"chunk-{task.chunk.start}")
 
 
-def _uses_worker_python(job: Job) -> bool:
-    """True when the wrapper runs the program with python3 (no bundle, or a wheel-set one)."""
+def _bundle_brings_python(job: Job) -> bool:
+    """True when the job's bundle carries its own interpreter (``--ship-python``); a wheel-set
+    bundle's packages run under the interpreter the rule picks (the worker's python3 on a pool)."""
     if job.bundle is None:
-        return True
+        return False
     from .bundle import read_manifest
     from .wheelset import WHEELS_FORMAT
 
     try:
-        return read_manifest(job.bundle).get("format") == WHEELS_FORMAT
+        return read_manifest(job.bundle).get("format") != WHEELS_FORMAT
     except CondorkitError:
-        return False
-
-
-@functools.lru_cache(maxsize=8)
-def _resolve_python(python: str, cwd: str) -> str | None:
-    """The interpreter ``python`` starts (a pyenv shim or wrapper costs ~0.2 s per call)."""
-    exe = shutil.which(python)
-    if exe is None:
-        return None
-    try:
-        with open(exe, "rb") as fh:
-            if fh.read(4) == b"\x7fELF":  # a real interpreter, not a shim script: use it
-                return os.path.abspath(exe)
-    except OSError:
-        return None
-    try:
-        out = subprocess.run([exe, "-c", "import sys; print(sys.executable)"], cwd=cwd,
-                             capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    real = out.stdout.strip()
-    return real if out.returncode == 0 and real and os.access(real, os.X_OK) else None
+        return True
 
 
 def _lock(job: Job) -> int:
@@ -254,10 +244,8 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     base_env = dict(os.environ if env is None else env)
     for var in THREAD_VARS:  # as HTCondor's starter does, unless the environment says otherwise
         base_env.setdefault(var, str(job.config.request_cpus))
-    if "CONDORKIT_PYTHON" not in base_env and _uses_worker_python(job):
-        real = _resolve_python(job.config.python, str(job.dir))
-        if real:
-            base_env["CONDORKIT_PYTHON"] = real
+    base_env = job_env(base_env, job.config.python, job.config.sources.get("python", "default"),
+                       _bundle_brings_python(job))
     lock = _lock(job)
     r = None
     old: dict[int, Any] = {}
@@ -315,11 +303,12 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     outcomes = [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, "skipped", 0)
                 for i in skipped]
     outcomes += [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, st.status, st.attempts,
-                              st.reason) for i, st in r.chunks.items()]
+                              st.reason, st.cause, st.log) for i, st in r.chunks.items()]
     outcomes.sort(key=lambda o: o.start)
     report = RunReport(job.dir, tuple(outcomes), job.rows, time.perf_counter() - r.t0, workers,
                        dispatch, r.rows_done, r.attempts, r.retried, r.speculated, r.pieces,
-                       joblog, signal.Signals(r.stop).name if r.stop else "")
+                       joblog, signal.Signals(r.stop).name if r.stop else "",
+                       base_env.get(ENV_VAR, ""))
     if r.stop:
         exc = Interrupted(f"stopped by {report.interrupted}: {report.done} of "
                           f"{len(report.chunks)} chunk(s) have valid results",
@@ -379,7 +368,9 @@ def dry_run(job: Job, index: int = 0) -> DryRunResult:
     spec = ScratchSpec(resolve(ex.executable), ex.arguments,
                        tuple(resolve(f) for f in ex.transfer_input_files),
                        ex.transfer_output_files, f"dry-run-{index}")
-    a = execute(spec, scratch_root(job.dir))
+    env = job_env(os.environ, job.config.python, job.config.sources.get("python", "default"),
+                  _bundle_brings_python(job))
+    a = execute(spec, scratch_root(job.dir), env=env)
     chunk = job.chunks[index]
     return DryRunResult(index, chunk.start, chunk.count, a.scratch, ex.executable, ex.arguments,
                         ex.transfer_input_files, ex.transfer_output_files, a.missing_outputs,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CondorError
+from .failures import FailureCause, describe, group
 from .submit import CONFIG_HINT, ChunkEntry, RunRecord, _htcondor, connect, remove, retrieve
 
 #: Chunk states, in display order. ``completed``: exited 0 in a spooled run, outputs not yet
@@ -57,6 +58,8 @@ class ChunkStatus:
     wrapper_error: str = ""
     stderr_last: str = ""
     reason: str = ""
+    cause: str = ""  # held or failed: the cause, grouped by RunStatus.causes
+    log: str = ""  # its stderr log in the job folder
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class RunStatus:
         return all(c.state == "done" for c in self.chunks)
 
     @property
+    def causes(self) -> tuple[FailureCause, ...]:
+        """Held and failed chunks grouped by cause, with one log each and a hint."""
+        return group((c.start, c.cause or c.reason, c.log) for c in self.bad)
+
+    @property
     def bad(self) -> tuple[ChunkStatus, ...]:
         return tuple(c for c in self.chunks if c.state in ("held", "failed"))
 
@@ -104,7 +112,7 @@ class RunStatus:
         d = asdict(self)
         d["job_dir"] = str(self.job_dir)
         d.update(counts=self.counts, finished=self.finished, ok=self.ok, rows=self.rows,
-                 rows_done=self.rows_done)
+                 rows_done=self.rows_done, causes=[asdict(c) for c in self.causes])
         return d
 
 
@@ -137,15 +145,20 @@ def _host(slot: Any) -> str:
     return text.rsplit("@", 1)[-1]
 
 
-def _last_lines(path: Path) -> tuple[str, str]:
-    """(the wrapper's last ``error:`` line, the last other non-empty line) of a chunk's stderr."""
+def _tail(path: Path) -> str:
+    """The last 8 KiB of a chunk's stderr ("" when unreadable)."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
             fh.seek(max(0, fh.tell() - 8192))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
+            return fh.read().decode("utf-8", "replace")
     except OSError:
-        return "", ""
+        return ""
+
+
+def _last_lines(path: Path) -> tuple[str, str]:
+    """(the wrapper's last ``error:`` line, the last other non-empty line) of a chunk's stderr."""
+    lines = _tail(path).splitlines()
     wrapper = [ln.strip() for ln in lines if ln.startswith("condorkit-wrapper: error:")]
     other = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("condorkit-wrapper:")]
     return (wrapper[-1] if wrapper else ""), (other[-1][:300] if other else "")
@@ -328,9 +341,17 @@ class RunWatcher:
                     state, reason = "failed", f"exit code 0 but {problem}"
             else:
                 state, reason = "failed", f"removed: {removed_reason or 'no reason given'}"
-        wrapper_error = stderr_last = ""
+        wrapper_error = stderr_last = cause = log = ""
         if state in ("held", "failed"):
-            wrapper_error, stderr_last = _last_lines(self.record.err_path(entry))
+            err_path = self.record.err_path(entry)
+            wrapper_error, stderr_last = _last_lines(err_path)
+            log = str(err_path) if err_path.is_file() else ""
+            if state == "held":
+                cause = f"held: {hold_reason or 'no reason given'}"
+            elif isinstance(exit_code, int) and exit_code and not by_signal:
+                cause = describe(exit_code, _tail(err_path))
+            else:
+                cause = reason
             if wrapper_error and state == "failed":
                 reason += f"; {wrapper_error}"
             elif stderr_last and exit_code:
@@ -339,7 +360,7 @@ class RunWatcher:
                            exit_code if isinstance(exit_code, int) else None, host,
                            hold_reason if state == "held" else "",
                            hold_code if state == "held" else None, problem, wrapper_error,
-                           stderr_last, reason)
+                           stderr_last, reason, cause, log)
 
     def hosts_of_attempts(self) -> dict[str, int]:
         """Execute attempts per host, from the event log (includes evicted attempts)."""

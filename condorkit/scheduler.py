@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .failures import describe
 from .job import STATE_DIR, Job
 from .pieces import (
     Piece,
@@ -157,6 +158,8 @@ class ChunkState:
     status: str = "pending"
     attempts: int = 0
     reason: str = ""
+    cause: str = ""  # the last failed attempt's cause (condorkit.failures.describe)
+    log: str = ""  # that attempt's stderr, kept in the log folder
     parts: list[tuple[Piece, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -165,18 +168,6 @@ def killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _describe(rc: int, stderr_tail: str) -> str:
-    if rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = f"signal {-rc}"
-        return f"killed by {name}"
-    lines = [ln.strip() for ln in stderr_tail.splitlines() if ln.strip()
-             and not ln.startswith("condorkit-wrapper: program exited")]
-    return f"exit code {rc}: {lines[-1] if lines else ''}".rstrip(": ")
 
 
 class Scheduler:
@@ -359,11 +350,11 @@ class Scheduler:
             else:
                 outcome, note = "invalid", f"invalid results: {why}"
         else:
-            note = copy.killed or _describe(rc, tail)
+            note = copy.killed or describe(rc, tail)
             if copy.killed == "interrupted":
                 outcome = "interrupted"
         if outcome in ("failed", "invalid") and not others:
-            self._failed(copy, note)
+            self._failed(copy, note, str(self.job.log_dir / f"{piece.label}.err"))
         if copy.speculative:
             note = (note + "; " if note else "") + "speculative copy"
         self._joblog(copy, rc, duration, outcome, note)
@@ -407,7 +398,7 @@ class Scheduler:
             if all(self.chunks[i].status == "done" for i in p.chunks):
                 part_path(self.job, p).unlink(missing_ok=True)
 
-    def _failed(self, copy: _Copy, reason: str) -> None:
+    def _failed(self, copy: _Copy, reason: str, log: str = "") -> None:
         """Requeue a failed piece's rows with backoff, or record its chunks failed."""
         piece = copy.piece
         joined = len(piece.chunks) > 1  # our own choice: costs no retry, never joined again
@@ -418,6 +409,7 @@ class Scheduler:
                 continue
             if tries > self.retries:
                 st.status, st.reason = "failed", f"{reason} (after {st.attempts} attempt(s))"
+                st.cause, st.log = reason, log
                 for q in self.queues:
                     for s in [s for s in q if s.chunk == i]:
                         q.remove(s)

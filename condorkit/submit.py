@@ -31,6 +31,8 @@ from .wrappers import ckjob
 RUN_FORMAT = "condorkit-run/1"
 RUNS_DIR = "runs"
 CURRENT_RUN = "current-run.json"
+#: the HTCondor event log in LOGDIR, as the submit templates name it
+EVENT_LOG = "condorkit.log"
 CONFIG_HINT = ("check that CONDOR_CONFIG names your pool's configuration (COLLECTOR_HOST) and "
                "that the collector and schedd are running")
 
@@ -279,6 +281,71 @@ def load_run(job_dir: Path, cluster: int | None = None) -> RunRecord:
     return RunRecord.from_dict(doc, path)
 
 
+def logged_cluster(event_log: Path) -> int | None:
+    """The newest cluster submitted into ``event_log`` (the job folder's HTCondor event log),
+    read through the bindings' ``JobEventLog``; None when the log is missing or has none."""
+    if not event_log.is_file():
+        return None
+    htcondor = _htcondor()
+    newest = None
+    try:
+        for event in htcondor.JobEventLog(str(event_log)).events(stop_after=0):
+            if event.type == htcondor.JobEventType.SUBMIT:
+                newest = max(newest or 0, int(event.cluster))
+    except Exception as exc:
+        raise CondorError(f"cannot read the event log {event_log}: {exc}",
+                          "check the file (it is written by HTCondor as the jobs run)") from exc
+    return newest
+
+
+def current_run(job_dir: Path, config: Any, cluster: int | None = None) -> RunRecord:
+    """The run to look at: ``cluster`` if given, else the job folder's newest one.
+
+    A cluster submitted another way (``condor_submit submit.sub``, the tutorial's way) has no run
+    record yet: it is found in the job folder's event log (``LOGDIR/condorkit.log``, named by
+    the submit file) and adopted from its jobs' attributes (:func:`adopt_run`).
+    """
+    job_dir = job_dir.resolve()
+    if cluster is None:
+        logged = logged_cluster(job_dir / config.log_dir / EVENT_LOG)
+        known = (job_dir / STATE_DIR / CURRENT_RUN).is_file()
+        if logged is not None and not (runs_dir(job_dir) / f"{logged}.json").is_file():
+            current = load_run(job_dir).cluster if known else -1
+            if logged > current:
+                return adopt_run(job_dir, config, logged)
+        if not known and logged is None:
+            raise UsageError(f"{job_dir}: no run has been submitted from this job folder (no run "
+                             f"record, and no submission in {config.log_dir}/{EVENT_LOG})",
+                             "submit with `condorkit submit` or `condor_submit submit.sub` from "
+                             "this folder, pass -C JOB_FOLDER, or name the run with --cluster N")
+        return load_run(job_dir)
+    if not (runs_dir(job_dir) / f"{cluster}.json").is_file():
+        return adopt_run(job_dir, config, cluster)
+    return load_run(job_dir, cluster)
+
+
+def check_job_folder(job: Job, spool: bool = False) -> None:
+    """Refuse, up front, a job folder the jobs' owner cannot write back into.
+
+    Without spooling, HTCondor writes the event log, each chunk's stdout/stderr and the results
+    into ``LOGDIR`` and ``RESULTS`` as the job's owner. A job submitted by root runs as another
+    user (HTCondor refuses root jobs; on the test pool it runs as the pool user), who cannot
+    write folders only root may write: the jobs would run and then be held with "Transfer
+    output files failure ... Permission denied".
+    """
+    folders = [job.log_dir, job.results_dir]
+    for d in folders:
+        d.mkdir(parents=True, exist_ok=True)
+    if spool or os.geteuid() != 0:
+        return
+    shut = [d for d in folders if not d.stat().st_mode & 0o002]
+    if shut:
+        names = " ".join(str(d) for d in shut)
+        raise UsageError(f"{names}: only root can write here, but HTCondor runs root's jobs as "
+                         "another user, who must write the logs and results back",
+                         f"submit as an ordinary user, or `chmod 1777 {names}`, or use --spool")
+
+
 def list_runs(job_dir: Path) -> list[int]:
     """Cluster ids of every run submitted from this job folder, oldest first."""
     return sorted(int(p.stem) for p in runs_dir(job_dir).glob("*.json") if p.stem.isdigit())
@@ -330,6 +397,7 @@ def submit_run(job: Job, chunks: Sequence[Chunk] | None = None, *, spool: bool =
     """
     from .render import render_submit
 
+    check_job_folder(job, spool)
     htcondor = _htcondor()
     chosen = list(job.chunks if chunks is None else chunks)
     if not chosen:

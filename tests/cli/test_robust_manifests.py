@@ -138,7 +138,7 @@ def test_empty_manifest_is_an_error_not_an_empty_success(
     tally("input", 1, f"empty manifest {data!r}")
     for argv in (["run", "-C", str(job)], ["mksubmit", "-C", str(job)]):
         res = cli(capsys, *argv)
-        assert res.code == 3 and f"{job / 'manifest.txt'}:0: " in res.err, res
+        assert res.code == 3 and f"{job / 'manifest.txt'}: the manifest has no data" in res.err, res
         assert "no data rows" in res.err and res.out == ""
     assert not (job / "results").exists()
 
