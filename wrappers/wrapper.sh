@@ -404,14 +404,19 @@ use_bundle() {
             cache_evict "$root"
             tmp=$root/.tmp-$sha-$$
             rm -rf "$tmp"
-            unpack_into "$b" "$tmp" "$maxb" "$maxn"
-            finish_tree "$tmp" "$root/$sha"
-            echo "$checked" > "$tmp/.condorkit-ready"
-            if mv -T "$tmp" "$root/$sha" 2>/dev/null; then
-                tree=$root/$sha; how="unpacked into the node cache"
+            # in a subshell: if anything fails here (a full /var/tmp, say), the job unpacks into
+            # its scratch folder below, which repeats every check and reports a bad bundle
+            if note=$( (unpack_into "$b" "$tmp" "$maxb" "$maxn" && finish_tree "$tmp" "$root/$sha" \
+                        && echo "$checked" > "$tmp/.condorkit-ready") 2>&1 ); then
+                if mv -T "$tmp" "$root/$sha" 2>/dev/null; then
+                    tree=$root/$sha; how="unpacked into the node cache"
+                else
+                    rm -rf "$tmp"
+                    [ -f "$root/$sha/.condorkit-ready" ] && { tree=$root/$sha; how="reused from the node cache"; }
+                fi
             else
-                rm -rf "$tmp"
-                [ -f "$root/$sha/.condorkit-ready" ] && { tree=$root/$sha; how="reused from the node cache"; }
+                rm -rf "$tmp" "$tmp.tar" "$tmp.err"
+                echo "condorkit-wrapper: node cache $root not used (${note##*error: }); unpacking into the scratch folder" >&2
             fi
         fi
         if [ -n "$tree" ] && command -v flock >/dev/null 2>&1; then
@@ -425,7 +430,7 @@ use_bundle() {
         tree=$PWD/$CKENV; how="unpacked"
         finish_tree "$tree" "$tree"
     else
-        [ -n "${checked:-}" ] || checked=$(head -n 1 "$tree/.condorkit-ready")
+        checked=$(head -n 1 "$tree/.condorkit-ready")
         touch "$tree/.condorkit-ready" "$tree" 2>/dev/null || true
     fi
     t1=$(now_us)

@@ -434,3 +434,17 @@ def test_a_decompression_bomb_stops_at_the_declared_size(tmp_path: Path) -> None
     assert proc.returncode == 92, proc.stderr
     assert "decompresses to more than the declared size" in reason(proc)
     assert not list(tmp_path.glob("_ckenv*"))
+
+
+def test_with_the_node_cache_an_unsafe_bundle_is_still_refused_once(tmp_path: Path) -> None:
+    # the cache attempt fails in a subshell, the scratch unpack repeats the check and reports it
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    make_tar(scratch / "bad.tar.gz", [("ok.txt", "file", "x"), ("../up.txt", "file", "y")])
+    cache = tmp_path / "cache"
+    proc = run_wrapper(scratch, "bad.tar.gz", cache=str(cache))
+    assert proc.returncode == 92, proc.stderr
+    assert "../up.txt contains .." in reason(proc)  # exactly one error line, the last one
+    assert "node cache" in proc.stderr and not (scratch / "_ckenv").exists()
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    assert not (tmp_path / "up.txt").exists()
