@@ -42,9 +42,9 @@ from pathlib import Path
 
 from perf_common import BENCH, ROOT, log, machine, markdown, write_result
 
-from condorkit.bundle import build_bundle, bundle_check, read_manifest
 from condorkit.demo import write_corpus
-from condorkit.wheelset import build_wheels
+from condorkit.model.bundle import build_bundle, bundle_check, read_manifest
+from condorkit.model.wheelset import build_wheels
 
 OUT = BENCH / "corpus" / "bundles"
 WORKER_PYTHON = "/usr/bin/python3"

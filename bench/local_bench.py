@@ -208,8 +208,8 @@ class Bench:
         (work / "calc.py").write_text(CALCULATOR % {"photodemo": str(PHOTODEMO),
                                                      "wrappers": str(REPO / "wrappers")})
         (work / "tasks.txt").write_text(self.manifest.read_text())
-        from condorkit.config import load_config
-        from condorkit.job import prepare
+        from condorkit.model.config import load_config
+        from condorkit.model.job import prepare
 
         self.seq_job = self.job("seq", self.n)  # one chunk of every row, made once
         prepare(self.seq_job, load_config(self.seq_job, {}, env={}))

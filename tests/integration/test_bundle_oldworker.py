@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from condorkit.bundle import bundle_check
 from condorkit.demo import write_corpus
+from condorkit.model.bundle import bundle_check
 
 pytestmark = pytest.mark.oldworker
 

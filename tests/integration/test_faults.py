@@ -19,9 +19,9 @@ from support.pooljobs import (
     switch,
 )
 
-from condorkit.config import load_config
-from condorkit.job import prepare
-from condorkit.submit import submit_run
+from condorkit.condor.submit import submit_run
+from condorkit.model.config import load_config
+from condorkit.model.job import prepare
 
 if TYPE_CHECKING:
     from conftest import Pool

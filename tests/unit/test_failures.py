@@ -1,8 +1,8 @@
-"""condorkit.failures: one cause line per failed attempt, grouped, with hints."""
+"""condorkit.model.failures: one cause line per failed attempt, grouped, with hints."""
 
 from __future__ import annotations
 
-from condorkit.failures import cause_line, describe, group, hint
+from condorkit.model.failures import cause_line, describe, group, hint
 
 TRACEBACK = """condorkit-wrapper: host=h python=3.11.2 (/usr/bin/python3) program=p.py rows=r
 Traceback (most recent call last):

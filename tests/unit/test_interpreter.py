@@ -1,4 +1,4 @@
-"""condorkit.interpreter: the one rule for which Python runs a local .py program."""
+"""condorkit.model.interpreter: the one rule for which Python runs a local .py program."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from condorkit.errors import ConfigError
-from condorkit.interpreter import ENV_VAR, job_env, local_python, python_command
+from condorkit.model.interpreter import ENV_VAR, job_env, local_python, python_command
 
 
 def test_default_is_the_interpreter_running_condorkit() -> None:

@@ -1,7 +1,7 @@
-"""Wheel-set bundles (condorkit.wheelset, the default of `condorkit bundle`): manylinux2014 wheels
-for several CPython versions in one deduplicated tarball that reaches the glibc 2.17 floor; the
-worker's own python3 picks its set; the node cache unpacks a bundle once per node. Needs the
-package index on first use (pip caches the wheels)."""
+"""Wheel-set bundles (condorkit.model.wheelset, what `condorkit bundle` makes): manylinux2014
+wheels for several CPython versions in one deduplicated tarball that reaches the glibc 2.17
+floor; the worker's own python3 picks its set; the node cache unpacks a bundle once per node.
+Needs the package index on first use (pip caches the wheels)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from condorkit.bundle import bundle_check, read_manifest
 from condorkit.demo import write_corpus
 from condorkit.errors import BundleError
-from condorkit.wheelset import DEFAULT_PYTHONS, build_wheels, excludes, wheels_name
+from condorkit.model.bundle import bundle_check, read_manifest
+from condorkit.model.wheelset import DEFAULT_PYTHONS, build_wheels, excludes, wheels_name
 
 REPO = Path(__file__).resolve().parents[2]
 
