@@ -43,7 +43,8 @@ from pathlib import Path
 from perf_common import BENCH, ROOT, log, machine, markdown, write_result
 
 from condorkit.demo import write_corpus
-from condorkit.model.bundle import build_bundle, bundle_check, read_manifest
+from condorkit.model.bundle import build_bundle, read_manifest
+from condorkit.model.bundlecheck import bundle_check
 from condorkit.model.wheelset import build_wheels
 
 OUT = BENCH / "corpus" / "bundles"

@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
-    from condorkit.model.bundle import bundle_check
+    from condorkit.model.bundlecheck import bundle_check
 
     if "CONDOR_CONFIG" not in os.environ:
         os.environ["CONDOR_CONFIG"] = str(POOL / "client" / "condor_config")

@@ -83,7 +83,7 @@ class Job:
         """The wrapper's argument vector for the chunk starting at ``start`` (or a macro)."""
         head: tuple[str, ...] = ()
         if self.bundle:
-            from condorkit.model.bundle import bundle_check
+            from condorkit.model.bundlecheck import bundle_check
             head = ("-b", self.bundle.name, "-k", bundle_check(self.bundle).arg)
         return head + (self.program.name, rows_name(start), results_name(start))
 

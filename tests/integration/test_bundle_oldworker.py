@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from condorkit.demo import write_corpus
-from condorkit.model.bundle import bundle_check
+from condorkit.model.bundlecheck import bundle_check
 
 pytestmark = pytest.mark.oldworker
 

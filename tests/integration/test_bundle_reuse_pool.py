@@ -23,7 +23,7 @@ import pytest
 from condorkit.wrappers import ckjob
 from support.pooljobs import ck, ck_json, remove_leftovers, write_photodemo
 
-from condorkit.model.bundle import bundle_check
+from condorkit.model.bundlecheck import bundle_check
 
 if TYPE_CHECKING:
     from conftest import Pool

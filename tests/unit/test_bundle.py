@@ -28,11 +28,11 @@ from condorkit.model.bundle import (
     NAME_RE,
     PythonInfo,
     build_bundle,
-    bundle_check,
     bundle_name,
     inspect_python,
     read_manifest,
 )
+from condorkit.model.bundlecheck import bundle_check
 
 INFO = PythonInfo(Path("/opt/py/bin/python3.11"), "cpython", "3.11.7", Path("/opt/py"),
                   Path("/opt/py/lib/python3.11"), Path("/opt/py/lib/python3.11/lib-dynload"),

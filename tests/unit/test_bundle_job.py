@@ -16,7 +16,7 @@ from condorkit.wrappers import ckjob
 from condorkit.cli import main
 from condorkit.condor.submit import expand_item, parse_items
 from condorkit.demo import CorpusFile, write_manifest
-from condorkit.model.bundle import bundle_check
+from condorkit.model.bundlecheck import bundle_check
 from condorkit.model.config import load_config
 from condorkit.model.job import prepare
 

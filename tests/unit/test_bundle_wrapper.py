@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from condorkit.errors import BundleError
-from condorkit.model.bundle import bundle_check
+from condorkit.model.bundlecheck import bundle_check
 
 WRAPPER = resources.files("condorkit.wrappers").joinpath("wrapper.sh").read_bytes()
 PROGRAM = "import sys\nopen(sys.argv[2], 'w').write('{}')\n"

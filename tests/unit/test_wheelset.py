@@ -19,7 +19,8 @@ import pytest
 
 from condorkit.demo import write_corpus
 from condorkit.errors import BundleError
-from condorkit.model.bundle import bundle_check, read_manifest
+from condorkit.model.bundle import read_manifest
+from condorkit.model.bundlecheck import bundle_check
 from condorkit.model.wheelset import DEFAULT_PYTHONS, build_wheels, excludes, wheels_name
 
 REPO = Path(__file__).resolve().parents[2]
