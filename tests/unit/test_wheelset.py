@@ -40,6 +40,9 @@ def test_the_photodemo_bundle_is_small_portable_and_deduplicated(wheels_bundle: 
     assert not [n for n in names if "_avif" in n or "libavif" in n or "_imagingft" in n]
     assert any(n.startswith("sets/cp39/PIL/_imaging.cpython-39") for n in names)
     assert any(n.startswith("sets/cp313/PIL/JpegImagePlugin.py") for n in names)
+    imaging = [x for x in members if x.name.startswith("sets/cp312/PIL/_imaging.") and x.isfile()]
+    if shutil.which("strip"):  # debug information stripped: 3.3 MB -> ~0.7 MB
+        assert imaging and imaging[0].size < 1_500_000
     links = [x for x in members if x.islnk()]
     assert links and all(x.linkname.startswith("sets/") for x in links)
     check = bundle_check(wheels_bundle.path)
@@ -168,3 +171,24 @@ def test_an_unsafe_cache_folder_is_not_used(tmp_path: Path, wheels_bundle: Any,
     assert proc.returncode == 0, proc.stderr
     assert (scratch / "_ckenv").is_dir()  # unpacked per job instead
     assert " unpacked in " in proc.stderr
+
+
+def test_a_stripped_library_is_kept_only_when_it_stays_loadable(tmp_path: Path) -> None:
+    from condorkit.model.wheelset import _loadable
+
+    real = Path(sys.executable).resolve()
+    assert _loadable(real)
+    data = bytearray(real.read_bytes())
+    phoff = int.from_bytes(data[0x20:0x28], "little")
+    phentsize = int.from_bytes(data[0x36:0x38], "little")
+    for i in range(int.from_bytes(data[0x38:0x3A], "little")):
+        h = phoff + i * phentsize
+        if int.from_bytes(data[h:h + 4], "little") == 1:  # the first PT_LOAD: shift its offset
+            off = int.from_bytes(data[h + 8:h + 16], "little") + 1
+            data[h + 8:h + 16] = off.to_bytes(8, "little")
+            break
+    broken = tmp_path / "broken.so"
+    broken.write_bytes(bytes(data))
+    assert not _loadable(broken)  # what `strip` does to some patchelf'ed libraries
+    (tmp_path / "text.so").write_text("not an ELF file")
+    assert not _loadable(tmp_path / "text.so")
