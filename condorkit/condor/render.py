@@ -86,6 +86,7 @@ def submit_values(job: Job) -> dict[str, object]:
         "requirements": submit_expr(cfg.requirements, "requirements") if cfg.requirements else "",
         "max_retries": int(cfg.max_retries),
         "job_lease_duration": int(cfg.job_lease_duration or 0),
+        "chunk_timeout": int(cfg.chunk_timeout),
         "job_tag": json.dumps(job.manifest.sha256[:16]),
     }
 

@@ -64,6 +64,9 @@ class JobConfig:
     max_retries: int = field(default=3, metadata=_cli("HTCondor max_retries per chunk"))
     job_lease_duration: int | None = field(default=None, metadata=_cli(
         "seconds before a lost job requeues"))
+    chunk_timeout: int = field(default=86400, metadata=_cli(
+        "seconds a chunk may run on the pool before it is held (allowed_job_duration; "
+        "default 86400)"))
     log_dir: str = field(default="logs", metadata=_cli("folder for HTCondor logs (default logs)"))
     results_dir: str = "results"
     template: str = field(default="submit.sub.j2", metadata=_cli(
@@ -90,6 +93,9 @@ class JobConfig:
                 raise bad(name, "must not be negative", f"set {name} to 0 or more")
         if self.job_lease_duration is not None and self.job_lease_duration < 1:
             raise bad("job_lease_duration", "must be positive seconds", "e.g. 1200")
+        if int(self.chunk_timeout) < 1:
+            raise bad("chunk_timeout", "must be positive seconds",
+                      "e.g. 86400 (a day); a chunk running longer is held with the reason")
         for name in ("request_memory", "request_disk"):
             if not _SIZE.match(str(getattr(self, name))):
                 raise bad(name, f"{getattr(self, name)!r} is not a size", "write e.g. 512MB or 2GB")
@@ -157,6 +163,9 @@ def read_project_file(job_dir: Path) -> dict[str, Any]:
     """Read ``condorkit.toml`` (top-level keys or a ``[job]`` table). Missing file: ``{}``."""
     path = job_dir / PROJECT_FILE
     if not path.is_file():
+        if path.exists() or path.is_symlink():  # never read a FIFO or a device (or ignore it)
+            what = "a dangling link" if not path.exists() else "not a regular file"
+            raise ConfigError(f"{path} is {what}", "make it a regular file, or remove it")
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
