@@ -192,3 +192,22 @@ def test_a_stripped_library_is_kept_only_when_it_stays_loadable(tmp_path: Path) 
     assert not _loadable(broken)  # what `strip` does to some patchelf'ed libraries
     (tmp_path / "text.so").write_text("not an ELF file")
     assert not _loadable(tmp_path / "text.so")
+
+
+def test_the_left_out_parts_are_only_what_the_photodemo_never_opens(
+        tmp_path: Path, wheels_bundle: Any) -> None:
+    with tarfile.open(wheels_bundle.path) as tar:
+        tar.extractall(tmp_path, filter="data")
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    probe = ("import io, PIL\nfrom PIL import Image, features\n"
+             "im = Image.new('RGB', (64, 48), (10, 200, 30))\n"
+             "for fmt in ['PNG', 'GIF', 'WEBP', 'TIFF', 'BMP', 'JPEG', 'JPEG2000']:\n"
+             "    b = io.BytesIO(); im.save(b, fmt); b.seek(0)\n"
+             "    with Image.open(b) as j: j.load(); assert j.size == (64, 48), fmt\n"
+             "print(PIL.__file__, features.check('avif'), features.check('freetype2'))\n")
+    proc = subprocess.run([sys.executable, "-s", "-c", probe], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"],
+                               "PYTHONPATH": str(tmp_path / "sets" / tag)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    where, avif, ft = proc.stdout.split()
+    assert where.startswith(str(tmp_path / "sets" / tag)) and (avif, ft) == ("False", "False")
