@@ -103,9 +103,13 @@ def _config(args: argparse.Namespace, **cli: Any) -> Any:
     opts = {k: getattr(args, k, None) for k in (
         "manifest", "program", "chunk", "max_rows", "bundle", "request_cpus", "request_memory",
         "request_disk", "requirements", "max_retries", "log_dir", "template",
-        "job_lease_duration", "workers")}
+        "job_lease_duration", "workers", *POOL_OPTIONS)}
     if getattr(args, "input_files", None):
         opts["input_files"] = tuple(args.input_files)
+    if getattr(args, "submit_cmd", None):
+        from .submitcmds import parse_pairs
+
+        opts["submit"] = parse_pairs(args.submit_cmd)
     opts.update(cli)
     return load_config(_job_dir(args), opts)
 
@@ -114,6 +118,43 @@ def _prepare(args: argparse.Namespace, write: bool = True, **cli: Any) -> Any:
     from .job import prepare
 
     return prepare(_job_dir(args), _config(args, **cli), write=write)
+
+
+POOL_OPTIONS = ("project_name", "request_gpus", "batch_name", "accounting_group", "max_idle",
+                "max_materialize", "memory_retry")
+
+
+def _add_pool_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pool options (override condorkit.toml; see README, real pools)")
+    g.add_argument("--project-name", help="+ProjectName of every job (the OSPool requires one)")
+    g.add_argument("--request-gpus", type=int)
+    g.add_argument("--batch-name", help="batch name shown by condor_q")
+    g.add_argument("--accounting-group", help="accounting group (e.g. group_physics.alice)")
+    g.add_argument("--max-idle", type=int, help="late materialization: idle jobs at most")
+    g.add_argument("--max-materialize", type=int,
+                   help="late materialization: jobs in the queue at most")
+    g.add_argument("--memory-retry", metavar="SIZE", help="release a job held for exceeding its "
+                   "memory with twice its peak use, up to SIZE (e.g. 8GB)")
+    g.add_argument("--submit-cmd", action="append", metavar="KEY=VALUE",
+                   help="any other submit command or +Attribute (repeatable; adds to the "
+                   "[submit] table of condorkit.toml)")
+
+
+def _graph_commands(args: argparse.Namespace) -> Any:
+    """The extra submit commands of `graph --dag` (pool options on its command line only)."""
+    from .config import JobConfig
+    from .submitcmds import check_commands, parse_pairs, submit_commands
+
+    opts = {k: getattr(args, k) for k in POOL_OPTIONS if getattr(args, k, None) is not None}
+    if opts.pop("memory_retry", None):
+        raise UsageError("--memory-retry is not available for graph --dag",
+                         "use --submit-cmd periodic_release=... for task nodes")
+    if args.submit_cmd:
+        opts["submit"] = parse_pairs(args.submit_cmd)
+    cfg = JobConfig(sources={k: "command line" for k in opts}, **opts)
+    cmds = tuple(c for c in submit_commands(cfg) if c.key not in ("max_idle", "max_materialize"))
+    check_commands(cmds)
+    return cmds
 
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
@@ -131,6 +172,7 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--job-lease-duration", type=int, help="seconds before a lost job requeues")
     g.add_argument("--log-dir", help="folder for HTCondor logs (default logs)")
     g.add_argument("--template", help="submit template name (default submit.sub.j2)")
+    _add_pool_options(p)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -566,10 +608,11 @@ def _show_dag_status(st: Any, as_json: bool) -> None:
     err(f"dag: {st.dag_status}{' (final)' if st.done else ''}; nodes: {counts}")
 
 
-def _submit_and_wait(args: argparse.Namespace, dag: Path) -> Any:
+def _submit_and_wait(args: argparse.Namespace, dag: Path, commands: Any = ()) -> Any:
     from .dagman import submit_dag, wait_dag
+    from .submitcmds import dagman_appends
 
-    sub = submit_dag(dag)
+    sub = submit_dag(dag, append=dagman_appends(commands))
     err(f"dag: submitted {dag.name} as DAGMan cluster {sub.cluster}"
         + (" (rescue DAG: only unfinished nodes run)" if sub.rescue else ""))
     if not args.wait:
@@ -599,7 +642,9 @@ def cmd_dag(args: argparse.Namespace) -> int:
         err(f"dag: next: cd {job.dir} && condor_submit_dag {files.dag.name}   "
             f"(then: condorkit dag --status)")
         return 0
-    run = _submit_and_wait(args, files.dag)
+    from .render import extra_commands
+
+    run = _submit_and_wait(args, files.dag, extra_commands(job, dag=True)[1])
     if run is None:
         return 0
     _show_dag_status(read_node_status(files.status_file), args.json)
@@ -657,16 +702,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if args.dag:
         from .dag import collect_graph, write_graph_dag
 
+        commands = _graph_commands(args)
         files = write_graph_dag(graph, command, Path(args.dag), stdin=args.stdin,
                                 retries=args.retries, inputs=[Path(p) for p in args.inputs],
-                                fresh=args.fresh)
+                                fresh=args.fresh, commands=commands)
         err(f"graph: wrote {files.dag} ({len(files.nodes)} task node(s), {len(graph.edges)} "
             f"dependencies); node status file {files.status_file.name}")
         if not (args.submit or args.wait):
             err(f"graph: next: cd {files.dag.parent} && condor_submit_dag {files.dag.name}   "
                 f"(then: condorkit graph --collect {files.dag.parent})")
             return 0
-        if _submit_and_wait(args, files.dag) is None:
+        if _submit_and_wait(args, files.dag, commands) is None:
             return 0
         return _print_graph(args, collect_graph(files.dag.parent))
 
@@ -727,6 +773,7 @@ def _add_dag_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--collect", metavar="DIR", help="print the outcome of a pool run in DIR")
     s.add_argument("--reorder-input", metavar="FILE",
                    help="reorder tagged output (-l, and -r with it) from FILE or - ")
+    _add_pool_options(s)
     s.add_argument("graph", nargs="?", help="the graph file")
     s.add_argument("cmd", nargs=argparse.REMAINDER, help="the command (task name appended)")
     s.set_defaults(func=cmd_graph)

@@ -23,6 +23,7 @@ ENV_PREFIX = "CONDORKIT_"
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
 #: an extra per-chunk output: a plain file name with ``{start}`` (filled with the chunk's start)
 _OUTPUT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_EXPR = re.compile(r"^[^\x00-\x1f\x7f]*[A-Za-z(][^\x00-\x1f\x7f]*$")  # checked by HTCondor later
 _RELNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
@@ -45,6 +46,15 @@ class JobConfig:
     requirements: str = ""
     max_retries: int = 3
     job_lease_duration: int | None = None
+    # pool options (condorkit.submitcmds): what real pools ask of every job
+    project_name: str = ""
+    request_gpus: int | None = None
+    batch_name: str = ""
+    accounting_group: str = ""
+    max_idle: int | None = None
+    max_materialize: int | None = None
+    memory_retry: str = ""
+    submit: tuple[tuple[str, str], ...] = ()  # the [submit] table / --submit-cmd KEY=VALUE
     log_dir: str = "logs"
     results_dir: str = "results"
     template: str = "submit.sub.j2"
@@ -67,9 +77,15 @@ class JobConfig:
                 raise bad(name, "must not be negative", f"set {name} to 0 or more")
         if self.job_lease_duration is not None and self.job_lease_duration < 1:
             raise bad("job_lease_duration", "must be positive seconds", "e.g. 1200")
-        for name in ("request_memory", "request_disk"):
-            if not _SIZE.match(str(getattr(self, name))):
-                raise bad(name, f"{getattr(self, name)!r} is not a size", "write e.g. 512MB or 2GB")
+        if not _SIZE.match(self.request_disk):
+            raise bad("request_disk", f"{self.request_disk!r} is not a size",
+                      "write e.g. 512MB or 2GB")
+        if not _SIZE.match(self.request_memory) and not _EXPR.match(self.request_memory):
+            raise bad("request_memory", f"{self.request_memory!r} is neither a size nor a "
+                      "ClassAd expression", "write e.g. 512MB, 2GB, 2048 or an expression")
+        if self.memory_retry and not _SIZE.match(self.memory_retry):
+            raise bad("memory_retry", f"{self.memory_retry!r} is not a size",
+                      "write the ceiling for a retried job's memory, e.g. 8GB")
         for name in ("log_dir", "results_dir"):
             if not _RELNAME.match(getattr(self, name)):
                 raise bad(name, "must be a simple relative folder name",
@@ -101,6 +117,8 @@ _FIELDS = {f.name: f for f in fields(JobConfig) if f.name != "sources"}
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Convert a raw value (TOML, env string, CLI) to the field's type, or fail naming it."""
     typ = str(_FIELDS[name].type)
+    if name == "submit":
+        return _coerce_table(value, source)
     try:
         if typ.startswith("tuple"):
             if isinstance(value, str):
@@ -126,6 +144,27 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                       f"give {name} a value of type {typ}")
 
 
+def _coerce_table(value: Any, source: str) -> tuple[tuple[str, str], ...]:
+    """The ``[submit]`` table (TOML) or KEY=VALUE pairs (command line) as (key, value) pairs."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)) and all(
+            isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
+        items = [(k, v) for k, v in value]
+    else:
+        raise ConfigError(f"option submit ({source}): cannot use {value!r}",
+                          'write a [submit] table in condorkit.toml, or --submit-cmd KEY=VALUE')
+    out = []
+    for key, v in items:
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        if not isinstance(v, (str, int, float)):
+            raise ConfigError(f"[submit] {key} ({source}): {v!r} is not a single value",
+                              "give a string, a number or true/false")
+        out.append((str(key), str(v)))
+    return tuple(out)
+
+
 def read_project_file(job_dir: Path) -> dict[str, Any]:
     """Read ``condorkit.toml`` (top-level keys or a ``[job]`` table). Missing file: ``{}``."""
     path = job_dir / PROJECT_FILE
@@ -135,7 +174,10 @@ def read_project_file(job_dir: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the syntax of the file") from exc
-    data = data.get("job", data)
+    if "job" in data and isinstance(data.get("submit"), dict):
+        data = {**data["job"], "submit": data["submit"]}
+    else:
+        data = data.get("job", data)
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}",
@@ -160,6 +202,10 @@ def load_config(job_dir: Path, cli: Mapping[str, Any] | None = None,
             if name not in _FIELDS:
                 raise ConfigError(f"unknown option {name} ({source})",
                                   f"known options: {', '.join(sorted(_FIELDS))}")
-            values[name] = _coerce(name, raw, source)
+            value = _coerce(name, raw, source)
+            if name == "submit" and name in values:  # tables merge; later layers win per key
+                keys = {k for k, _ in value}
+                value = tuple(p for p in values[name] if p[0] not in keys) + value
+            values[name] = value
             sources[name] = source
     return JobConfig(sources=sources, **values)

@@ -220,8 +220,10 @@ def submit_command() -> list[str]:
     return shlex.split(env) if env else ["condor_submit_dag"]
 
 
-def submit_dag(dag: Path, command: Sequence[str] | None = None) -> DagSubmission:
-    """Run ``condor_submit_dag DAG`` in the DAG's folder (a rescue DAG is picked up by DAGMan)."""
+def submit_dag(dag: Path, command: Sequence[str] | None = None,
+               append: Sequence[str] = ()) -> DagSubmission:
+    """Run ``condor_submit_dag DAG`` in the DAG's folder (a rescue DAG is picked up by DAGMan).
+    ``append``: submit lines for the DAGMan job itself (``-append``), e.g. a project name."""
     cmd = list(command or submit_command())
     if shutil.which(cmd[0]) is None:
         raise CondorError(f"{cmd[0]} not found on PATH",
@@ -232,7 +234,8 @@ def submit_dag(dag: Path, command: Sequence[str] | None = None) -> DagSubmission
     offset = out.stat().st_size if out.is_file() else 0
     t0 = time.time()
     try:
-        proc = subprocess.run([*cmd, dag.name], cwd=dag.parent, capture_output=True,
+        appends = [a for line in append for a in ("-append", line)]
+        proc = subprocess.run([*cmd, *appends, dag.name], cwd=dag.parent, capture_output=True,
                               text=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CondorError(f"{shlex.join(cmd)} failed: {exc}", "check the pool") from exc
