@@ -81,8 +81,8 @@ class JobConfig:
             raise bad("request_disk", f"{self.request_disk!r} is not a size",
                       "write e.g. 512MB or 2GB")
         if not _SIZE.match(self.request_memory) and not _EXPR.match(self.request_memory):
-            raise bad("request_memory", f"{self.request_memory!r} is neither a size nor a "
-                      "ClassAd expression", "write e.g. 512MB, 2GB, 2048 or an expression")
+            raise bad("request_memory", f"{self.request_memory!r} is not a size (nor a "
+                      "ClassAd expression)", "write e.g. 512MB, 2GB, 2048 or an expression")
         if self.memory_retry and not _SIZE.match(self.memory_retry):
             raise bad("memory_retry", f"{self.memory_retry!r} is not a size",
                       "write the ceiling for a retried job's memory, e.g. 8GB")
