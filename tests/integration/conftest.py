@@ -188,10 +188,8 @@ class MultiPool:
 
 
 def _use_config(path: str | None) -> None:
-    if path is None:
-        os.environ.pop("CONDOR_CONFIG", None)
-    else:
-        os.environ["CONDOR_CONFIG"] = path
+    # no config before: /dev/null, as condorkit itself uses for parse-only work
+    os.environ["CONDOR_CONFIG"] = path or "/dev/null"
     if "htcondor2" in sys.modules:
         sys.modules["htcondor2"].reload_config()
 

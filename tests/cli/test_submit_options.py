@@ -1,0 +1,98 @@
+"""Pool options and extra submit commands on the command line: mksubmit, dag and graph --dag
+place them (checked by HTCondor's parser); a bad one is a one-line error naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from condorkit.cli import main
+from condorkit.submit import parse_items
+
+MANIFEST = "".join(f"http://127.0.0.1:1/img{i}.jpg {1900 + i}\n" for i in range(12))
+TOML = ('program = "prog.py"\nrequest_memory = "256MB"\nmax_materialize = 50\n\n'
+        '[submit]\n"+DESIRED_Sites" = "\\"SiteA\\""\n')
+
+
+def make_job(d: Path, toml: str = TOML) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "prog.py").write_text("import sys\n")
+    (d / "manifest.txt").write_text(MANIFEST)
+    (d / "condorkit.toml").write_text(toml)
+    return d
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_mksubmit_places_options_table_and_cli_commands(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import htcondor2
+
+    d = make_job(tmp_path / "job")
+    code, out, err = run(capsys, "mksubmit", "-C", str(d), "5", "--project-name", "Lab",
+                         "--max-idle", "20", "--submit-cmd", "periodic_remove=NumJobStarts > 4",
+                         "--memory-retry", "1GB")
+    assert code == 0, err
+    sub = htcondor2.Submit(out)
+    assert sub["My.ProjectName"] == '"Lab"'
+    assert sub["max_idle"] == "20" and sub["max_materialize"] == "50"
+    assert sub["MY.DESIRED_Sites"] == '"SiteA"'
+    assert sub["periodic_remove"] == "NumJobStarts > 4"
+    assert "HoldReasonCode == 34" in sub["periodic_release"]
+    assert sub["request_memory"].startswith("ifThenElse(MemoryUsage")
+    assert out.count("request_memory") == 1
+    assert len(parse_items(out)) == 3  # the queue statement is intact
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--submit-cmd", "executable=/bin/sh"], "[submit] executable (command line): condorkit "
+                                             "writes executable itself"),
+    (["--submit-cmd", "+Bad=1 +"], "[submit] +Bad (command line)"),
+    (["--submit-cmd", "novalue"], "--submit-cmd 'novalue' is not KEY=VALUE"),
+    (["--accounting-group", "a b"], "option accounting_group (command line)"),
+    (["--request-memory", "max({1,"], "request_memory"),
+])
+def test_a_bad_command_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         args: list[str], message: str) -> None:
+    d = make_job(tmp_path / "job")
+    code, out, err = run(capsys, "mksubmit", "-C", str(d), *args)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+
+
+def test_a_bad_table_entry_names_the_file(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    d = make_job(tmp_path / "job", 'program = "prog.py"\n[submit]\nqueue = 5\n')
+    code, _, err = run(capsys, "mksubmit", "-C", str(d))
+    assert code == 2 and "[submit] queue" in err and "condorkit.toml" in err
+
+
+def test_dag_node_files_carry_the_commands_but_not_the_throttles(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = make_job(tmp_path / "job")
+    code, _, err = run(capsys, "dag", "-C", str(d), "--chunk", "5", "--project-name", "Lab")
+    assert code == 0, err
+    for name in ("dag-chunk.sub", "dag-aggregate.sub"):
+        text = (d / ".condorkit" / name).read_text()
+        assert 'My.ProjectName          = "Lab"' in text and '"SiteA' in text
+        assert "max_materialize" not in text
+
+
+def test_graph_dag_task_nodes_carry_the_commands(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    graph = tmp_path / "g.txt"
+    graph.write_text("a b\n")
+    out_dir = tmp_path / "out"
+    code, _, err = run(capsys, "graph", "--dag", str(out_dir), "--project-name", "Lab",
+                       "--submit-cmd", "+Tag=\"x\"", str(graph), "--", "/bin/echo")
+    assert code == 0, err
+    text = (out_dir / "task.sub").read_text()
+    assert 'My.ProjectName          = "Lab"' in text and 'My.Tag                  = "x"' in text
+    code, _, err = run(capsys, "graph", "--dag", str(out_dir), "--submit-cmd", "log=x",
+                       str(graph), "--", "/bin/echo")
+    assert code == 2 and "condorkit writes log itself" in err
