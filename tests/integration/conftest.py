@@ -167,9 +167,10 @@ class MultiPool:
         """Run ``args`` as the pool user on ``node`` (its namespaces, inside the root)."""
         return self.script("exec", "--node", node, *args, timeout=timeout)
 
-    def fault(self, what: str, node: str) -> None:
-        """``cut``/``heal`` a node's link, ``kill`` all its processes, ``start`` it again."""
-        done = self.script(what, node)
+    def fault(self, what: str, node: str, *extra: str) -> None:
+        """``cut``/``heal`` a node's link, ``kill`` all its processes (or one daemon:
+        ``kill cm schedd``), ``start`` it again."""
+        done = self.script(what, node, *extra)
         assert done.returncode == 0, f"condor-pool multi {what} {node}: {done.stderr}"
 
     def restore(self) -> None:
