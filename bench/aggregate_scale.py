@@ -59,7 +59,7 @@ def warm(folder: Path) -> None:
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from condorkit.aggregate import aggregate
+from condorkit.report.aggregate import aggregate
 r0 = resource.getrusage(resource.RUSAGE_SELF)
 before = r0.ru_maxrss
 t0 = time.perf_counter()

@@ -178,9 +178,12 @@ def warm(manifest: Path) -> None:
 
 
 def python_env() -> dict[str, str]:
-    """The real interpreter first on PATH (a pyenv shim costs ~0.2 s per start, for everyone)."""
+    """The interpreter running this benchmark (and condorkit) first on PATH, for every contender.
+
+    Not its resolved base interpreter: in a venv only the venv's own ``bin/python3`` sees the
+    venv's packages (the issue-11 blind spot). Not a pyenv shim either (~0.2 s per start)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONDORKIT_")}
-    env["PATH"] = os.path.dirname(os.path.realpath(sys.executable)) + ":" + env["PATH"]
+    env["PATH"] = os.path.dirname(os.path.abspath(sys.executable)) + ":" + env["PATH"]
     return env
 
 
@@ -199,14 +202,14 @@ class Bench:
         self.n = len(manifest.read_text().splitlines())
         self.work = work
         self.env = python_env()
-        self.py = "python3"
+        self.py = os.path.abspath(sys.executable)
         work.mkdir(parents=True, exist_ok=True)
         (work / "tut.py").write_text(TUTORIAL)
         (work / "calc.py").write_text(CALCULATOR % {"photodemo": str(PHOTODEMO),
                                                      "wrappers": str(REPO / "wrappers")})
         (work / "tasks.txt").write_text(self.manifest.read_text())
-        from condorkit.config import load_config
-        from condorkit.job import prepare
+        from condorkit.model.config import load_config
+        from condorkit.model.job import prepare
 
         self.seq_job = self.job("seq", self.n)  # one chunk of every row, made once
         prepare(self.seq_job, load_config(self.seq_job, {}, env={}))

@@ -37,8 +37,8 @@ from condorkit.wrappers import ckjob
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "examples" / "photodemo" / "luminance.py"
-FLOOR = ("import condorkit.cli, condorkit.job, condorkit.render, condorkit.aggregate, "
-         "condorkit.manifest")
+FLOOR = ("import condorkit.cli, condorkit.model.job, condorkit.condor.render, "
+         "condorkit.report.aggregate, condorkit.model.manifest")
 
 
 def make_job(folder: Path, rows: int, chunk: int, seed: int = 7) -> None:

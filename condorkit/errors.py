@@ -37,7 +37,8 @@ class ManifestError(CondorkitError):
     exit_code = 3
 
     def __init__(self, path: str, line: int, message: str, hint: str = "") -> None:
-        super().__init__(f"{path}:{line}: {message}", hint)
+        # line 0: the whole file is at fault (e.g. no data rows), so no line number is named
+        super().__init__(f"{path}:{line}: {message}" if line > 0 else f"{path}: {message}", hint)
         self.path = path
         self.line = line
 

@@ -54,7 +54,7 @@ def http_server() -> Iterator[Callable[..., FaultyServer]]:
 
 # ============================================================================ bundle (issue 4)
 # env_bundle: ONE real environment bundle (the base CPython running the tests + Pillow), built
-# per session by condorkit.bundle.build_bundle. The first build on a machine needs the package
+# per session by condorkit.model.bundle.build_bundle. The first build on a machine needs the package
 # index (pip caches the wheel); later sessions build from the cache in ~10 s.
 
 BUNDLE_REQUIREMENTS = "pillow\n"
@@ -62,8 +62,8 @@ BUNDLE_REQUIREMENTS = "pillow\n"
 
 @pytest.fixture(scope="session")
 def env_bundle(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A :class:`condorkit.bundle.BundleResult` for ``pillow``; read-only, copy it to use it."""
-    from condorkit.bundle import build_bundle
+    """A :class:`condorkit.model.bundle.BundleResult` for ``pillow``; read-only: copy it."""
+    from condorkit.model.bundle import build_bundle
 
     folder = tmp_path_factory.mktemp("env_bundle")
     req = folder / "requirements.txt"

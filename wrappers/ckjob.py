@@ -130,8 +130,19 @@ def write_results(path, doc):
                                         allow_nan=False).encode("ascii") + b"\n")
 
 
+MAX_ROW = 2 ** 53  # row numbers stay exact in JSON and fit every array type
+
+
 def check_results(doc, expect_start=None, expect_count=None, expect_key=None):
-    """Return a list of problems with a results document (empty when it is valid)."""
+    """Return a list of problems with a results document (empty when it is valid).
+
+    THE validity rule, used by the program's side and by every part of condorkit (local resume,
+    pool submit and monitoring, aggregate): a ``condorkit-results/1`` object whose digest matches,
+    whose ``start`` (>= 1) and ``count`` are integers, and whose records are objects carrying each
+    integer row number start..start+count-1 exactly once (``1.0`` or ``true`` is not a row
+    number). ``expect_*`` also require these rows and this key. Raises ValueError when the
+    document holds NaN or Infinity (no digest can be computed for it).
+    """
     problems = []
     if not isinstance(doc, dict):
         return ["not a JSON object"]
@@ -140,8 +151,12 @@ def check_results(doc, expect_start=None, expect_count=None, expect_key=None):
     if doc.get("digest") != results_digest(doc):
         problems.append("digest mismatch (file was truncated or edited)")
     start, count, records = doc.get("start"), doc.get("count"), doc.get("records")
-    if not isinstance(start, int) or not isinstance(count, int) or not isinstance(records, list):
+    if type(start) is not int or type(count) is not int or not isinstance(records, list):
         return problems + ["start, count or records missing"]
+    if start < 1:
+        problems.append("start is %d; rows are numbered from 1" % start)
+    if start + count > MAX_ROW:
+        problems.append("rows beyond {:,}: not a real manifest row number".format(MAX_ROW))
     if expect_start is not None and start != expect_start:
         problems.append("start is %d, expected %d" % (start, expect_start))
     if expect_count is not None and count != expect_count:
@@ -149,7 +164,9 @@ def check_results(doc, expect_start=None, expect_count=None, expect_key=None):
     if expect_key is not None and doc.get("key") != expect_key:
         problems.append("key differs: results are for other rows, program or options")
     rows = [r.get("row") if isinstance(r, dict) else None for r in records]
-    if sorted(rows, key=lambda x: (x is None, x)) != list(range(start, start + count)):
+    if any(x is not None and type(x) is not int for x in rows):
+        problems.append("row numbers must be integers")
+    elif sorted(rows, key=lambda x: (x is None, x)) != list(range(start, start + count)):
         problems.append("records do not cover rows %d..%d exactly once"
                         % (start, start + count - 1))
     return problems

@@ -117,6 +117,7 @@ def test_dag_command_writes_the_job_dag(tmp_path: Path, capsys: pytest.CaptureFi
     job.mkdir()
     (job / "manifest.txt").write_text("".join(f"/img{i}.jpg {1900 + i}\n" for i in range(7)))
     (job / "prog.py").write_text("print('x')\n")
+    (job / "condorkit.toml").write_text('columns = ["url:url", "year:int"]\n')
     code, out, err = run(capsys, "dag", "-C", str(job), "--program", "prog.py", "--chunk", "3",
                          "--max-retries", "4", "--json")
     assert code == 0

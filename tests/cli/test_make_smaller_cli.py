@@ -15,8 +15,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from condorkit.cli import main
+from condorkit.condor.submit import expand_item, parse_items
 from condorkit.demo import write_corpus
-from condorkit.submit import expand_item, parse_items
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "make_smaller"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from condorkit.wrappers import ckjob
+from support.shared import shared_file
 
 from condorkit.cli import main
-from condorkit.submit import expand_item, parse_items
+from condorkit.condor.submit import expand_item, parse_items
 
 REPO = Path(__file__).resolve().parents[2]
-REAL_MANIFEST = REPO.parent / "shared" / "data" / "photodemo-manifest.txt"
 
 
 def make_job(folder: Path, manifest: str | bytes, toml: str = "") -> Path:
@@ -64,11 +64,10 @@ def test_stdout_is_only_a_submit_file_htcondor_accepts(tmp_path: Path,
     assert rows_of_items(job, out) == list(range(1, 46))
 
 
-@pytest.mark.skipif(not REAL_MANIFEST.is_file(), reason="shared photodemo manifest not present")
 @pytest.mark.parametrize("chunk, n_chunks, last", [("200", 28, 176), ("7", 797, 4)])
 def test_real_manifest_chunks(tmp_path: Path, capsys: pytest.CaptureFixture[str], chunk: str,
                               n_chunks: int, last: int) -> None:
-    job = make_job(tmp_path / "job", REAL_MANIFEST.read_bytes())
+    job = make_job(tmp_path / "job", shared_file("data/photodemo-manifest.txt").read_bytes())
     code, out, _ = mksubmit(job, chunk, capsys=capsys)
     items = parse_items(out)
     assert code == 0 and len(items) == n_chunks and items[-1]["count"] == str(last)
@@ -104,7 +103,7 @@ def test_options_from_project_file_env_and_flags(tmp_path: Path,
     (job / "extra.dat").write_text("x")
     monkeypatch.setenv("CONDORKIT_REQUEST_CPUS", "3")
     _, out, _ = mksubmit(job, "2", "--request-disk", "7GB", capsys=capsys)
-    from condorkit.submit import _htcondor
+    from condorkit.condor.submit import _htcondor
 
     sub = _htcondor().Submit(out)
     assert sub["request_memory"] == "3GB" and sub["request_cpus"] == "3"

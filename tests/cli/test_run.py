@@ -65,7 +65,8 @@ def test_failed_chunk_exits_8_with_its_reason(tmp_path: Path, monkeypatch: pytes
                  "--granularity", "chunk"])
     err = capsys.readouterr().err
     assert code == 8
-    assert "chunk 3 (2 rows) failed: exit code 3: piece 3 always fails (after 2 attempt(s))" in err
+    assert "1 chunk(s) failed: exit code 3: piece 3 always fails" in err
+    assert "chunks starting at row 3; log: " in err and "chunk-3.err" in err
     assert "1 failed, 1 retried" in err
     assert result_rows(job) == [1, 2, 5, 6]
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from support.localjob import joblog, make_job, result_rows
 
-from condorkit.config import load_config
-from condorkit.job import prepare
-from condorkit.local import valid_result
+from condorkit.model.config import load_config
+from condorkit.model.job import prepare
 
 
 def start(job: Path, state: Path, *args: str, **env: str) -> subprocess.Popen[str]:
@@ -79,7 +78,7 @@ def test_signal_stops_workers_leaves_no_half_result_and_next_run_resumes(
     job = prepare(job_dir, load_config(job_dir, {}, env={}))
     for task in job.tasks():
         if task.chunk.start in (1, 3):
-            assert valid_result(task.result_path, task) is None
+            assert task.valid() is None
     log = joblog(job_dir / "logs" / "joblog.tsv")
     assert sorted(e["Rows"] for e in log if e["Outcome"] == "interrupted") == ["5-6", "7-8"]
 

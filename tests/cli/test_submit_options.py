@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from condorkit.cli import main
-from condorkit.submit import parse_items
+from condorkit.condor.submit import parse_items
 
 MANIFEST = "".join(f"http://127.0.0.1:1/img{i}.jpg {1900 + i}\n" for i in range(12))
-TOML = ('program = "prog.py"\nrequest_memory = "256MB"\nmax_materialize = 50\n\n'
+HEAD = 'program = "prog.py"\ncolumns = ["url:url", "year:int"]\n'
+TOML = (HEAD + 'request_memory = "256MB"\nmax_materialize = 50\n\n'
         '[submit]\n"+DESIRED_Sites" = "\\"SiteA\\""\n')
 
 
@@ -67,7 +68,7 @@ def test_a_bad_command_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_a_bad_table_entry_names_the_file(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    d = make_job(tmp_path / "job", 'program = "prog.py"\n[submit]\nqueue = 5\n')
+    d = make_job(tmp_path / "job", HEAD + "[submit]\nqueue = 5\n")
     code, _, err = run(capsys, "mksubmit", "-C", str(d))
     assert code == 2 and "[submit] queue" in err and "condorkit.toml" in err
 

@@ -20,7 +20,7 @@ import pytest
 from condorkit.wrappers import ckjob
 from PIL import Image, ImageStat
 
-from condorkit.aggregate import aggregate
+from condorkit.report.aggregate import aggregate
 
 pytestmark = pytest.mark.browser
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from condorkit.cli import main
-from condorkit.dag import collect_graph, write_graph_dag
-from condorkit.dagman import read_node_log, read_node_status, submit_dag, wait_dag
-from condorkit.graph import FAILURE, SKIPPED, SUCCESS, format_report, parse_graph, read_graph
-from condorkit.graph import run_graph as run_local
+from condorkit.condor.dag import collect_graph, write_graph_dag
+from condorkit.condor.dagman import read_node_log, read_node_status, submit_dag, wait_dag
+from condorkit.local.graph import run_graph as run_local
+from condorkit.model.graph import FAILURE, SKIPPED, SUCCESS, format_report, parse_graph, read_graph
 
 if TYPE_CHECKING:
     from conftest import Pool
@@ -57,6 +57,7 @@ def make_job(d: Path, fail_at: int = 0, retries: int = 1) -> Path:
                                             for i in range(1, 26)))
     (d / "fake.py").write_text(PROGRAM.replace("FAIL_AT", str(fail_at)))
     (d / "condorkit.toml").write_text(f'program = "fake.py"\nchunk = 10\nmax_retries = {retries}\n'
+                                      'columns = ["url:url", "year:int"]\n'
                                       'request_memory = "128MB"\nrequest_disk = "64MB"\n')
     for sub in ("results", "logs"):  # written by the pool user (the shadow), not by root
         (d / sub).mkdir(mode=0o1777)

@@ -19,9 +19,9 @@ from support.pooljobs import (
     switch,
 )
 
-from condorkit.config import load_config
-from condorkit.job import prepare
-from condorkit.submit import submit_run
+from condorkit.condor.submit import submit_run
+from condorkit.model.config import load_config
+from condorkit.model.job import prepare
 
 if TYPE_CHECKING:
     from conftest import Pool
@@ -61,6 +61,13 @@ def test_failing_chunk_is_retried_then_reported_with_exit_code(
         "condorkit-wrapper: error: program exited 0 but wrote no results-7.json")
     assert st[7]["wrapper_error"] in st[7]["reason"]
     assert st[1]["state"] == st[10]["state"] == "done"
+    # grouped by cause, with a log to read and a hint where one is known (issue 11)
+    causes = {c["cause"]: c for c in ck_json("status", cwd=d)["causes"]}
+    assert causes["exit code 7: failing on purpose (attempt 3)"]["starts"] == [4]
+    nowrite = causes["exit code 96: program exited 0 but wrote no results-7.json"]
+    assert nowrite["log"].endswith("chunk-7.err") and "ckjob.write_results" in nowrite["hint"]
+    assert "2 chunk(s) without valid results" in waited.stderr
+    assert "1 chunk(s) failed: exit code 7: failing on purpose" in waited.stderr
     assert attempts(d, 1) == attempts(d, 10) == 1
     hist = {j["start"]: j for j in ck_json("history", cwd=d)["jobs"]}
     assert hist[4]["exit_code"] == 7 and hist[4]["attempts"] == 3

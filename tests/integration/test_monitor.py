@@ -37,16 +37,12 @@ def test_wait_times_out_while_a_chunk_still_runs(pool: Pool, job: Callable[..., 
     assert resub.returncode == 2 and "condorkit wait" in resub.stderr
 
 
-def test_unwritable_log_folder_is_diagnosed(pool: Pool, job: Callable[..., Path]) -> None:
+def test_unwritable_log_folder_is_refused_before_submitting(
+        pool: Pool, job: Callable[..., Path]) -> None:
     d = job("nolog", rows=2, chunk=2)
-    os.chmod(d / "logs", 0o755)  # the pool user cannot write the event log or stdout/stderr
+    os.chmod(d / "logs", 0o755)  # the pool user could not write the event log or stdout/stderr
     sub = ck("submit", cwd=d)
-    assert sub.returncode == 0, sub.stderr
-    assert "did not create the event log" in sub.stderr
-    waited = ck("wait", "--timeout", "120", cwd=d)
-    assert waited.returncode == 8, waited.stderr
-    st = ck_json("status", cwd=d)
-    assert any("no event log" in n for n in st["notes"])
-    (chunk,) = st["chunks"]
-    assert chunk["state"] == "held"
-    assert "Permission denied" in chunk["hold_reason"] and str(d / "logs") in chunk["hold_reason"]
+    assert sub.returncode == 2, sub.stderr
+    assert f"{d / 'logs'}: only root can write here" in sub.stderr
+    assert "chmod 1777" in sub.stderr
+    assert not pool.schedd().query(f'Iwd == "{d}"', projection=["ProcId"])

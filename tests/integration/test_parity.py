@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 from support.pooljobs import ck_json, remove_leftovers, write_job
 
-from condorkit.config import load_config
-from condorkit.job import Job, prepare
-from condorkit.local import task_spec
-from condorkit.render import render_submit
-from condorkit.submit import expand_item, parse_items
+from condorkit.condor.render import render_submit
+from condorkit.condor.submit import expand_item, parse_items
+from condorkit.model.config import load_config
+from condorkit.model.job import ChunkTask, Job, prepare
+from condorkit.model.scratch import ScratchSpec
 
 if TYPE_CHECKING:
     from conftest import Pool
@@ -27,6 +27,12 @@ def _job(folder: Path) -> Job:
     (folder / "env.tar.gz").write_bytes(b"not a real bundle: never unpacked here\n")
     cfg = load_config(folder, {"input_files": ("lookup.csv",), "bundle": "env.tar.gz"})
     return prepare(folder, cfg)
+
+
+def task_spec(job: Job, task: ChunkTask) -> ScratchSpec:
+    """What the local scheduler runs for a whole chunk (its wrapper, arguments and inputs)."""
+    return ScratchSpec(job.wrapper, task.arguments, task.inputs,
+                       (task.output, *job.outputs(task.chunk.start)), f"chunk-{task.chunk.start}")
 
 
 def test_local_tasks_equal_htcondors_expansion_of_the_submit_file(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import pytest
 from condorkit.wrappers import ckjob
 from support.pooljobs import ck, ck_json, current_run, write_job
 
-from condorkit.config import load_config
-from condorkit.job import prepare
-from condorkit.submit import parse_items
+from condorkit.condor.submit import parse_items
+from condorkit.model.config import load_config
+from condorkit.model.job import prepare
 
 if TYPE_CHECKING:
     from conftest import Pool

@@ -78,6 +78,7 @@ def write_job(folder: Path, rows: int = 10, chunk: int = 3, max_retries: int = 1
     (folder / "manifest.txt").write_text("# test manifest\n" + lines)
     (folder / "condorkit.toml").write_text(
         'program = "faultprog.py"\n'
+        'columns = ["url:url", "year:int"]\n'
         f"chunk = {chunk}\n"
         'request_memory = "64MB"\n'
         'request_disk = "20MB"\n'

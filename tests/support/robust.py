@@ -1,7 +1,7 @@
-"""Helpers for the robustness suite (tests/*/test_robust_*.py): build a photodemo job folder, drive
-it through the public CLI (``condorkit run`` / ``aggregate`` / ``mksubmit`` / ``dry-run``), and
-check the promise "every manifest row ends as a value or as a recorded error with its reason"
-by reading the written artefacts back (results files, scatter.html).
+"""Helpers for the robustness suite (tests/cli/test_run_*.py, test_injection.py, ...): build a
+photodemo job folder, drive it through the public CLI (``condorkit run`` / ``aggregate`` /
+``mksubmit`` / ``dry-run``), and check the promise "every manifest row ends as a value or as a
+recorded error with its reason" by reading the written artefacts back (results files, scatter.html).
 
 ``tally(kind, n)`` counts inputs tried, faults injected and rows checked: when the environment
 variable ``CONDORKIT_ROBUST_TALLY`` names a file, one JSON line per call is appended to it (the
@@ -10,13 +10,12 @@ figures in docs/failure-modes.md come from a run with it set). Otherwise it does
 
 from __future__ import annotations
 
-import importlib.util
+import html
+import html.parser
 import json
 import math
 import os
 import shutil
-import sys
-import sysconfig
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 
 from condorkit.cli import main
-from condorkit.results import load_results
+from condorkit.model.results import load_results
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAM = REPO / "examples" / "photodemo" / "luminance.py"
@@ -152,31 +151,6 @@ def assert_report_complete(report: Mapping[str, Any], rows: int, errors: int) ->
 # ----------------------------------------------------------------------------- scatter.html
 
 
-_PARSER: Any = None
-
-
-def _stdlib_html_parser() -> Any:
-    """The standard library's html.parser, even when the repository's html/ folder (the chart
-    fragments) shadows the ``html`` package because the repository root is on sys.path."""
-    global _PARSER
-    if _PARSER is not None:
-        return _PARSER
-    stdlib = sysconfig.get_paths()["stdlib"]
-    saved = {k: m for k, m in sys.modules.items() if k == "html" or k.startswith("html.")}
-    for k in saved:
-        del sys.modules[k]
-    old_path = sys.path[:]
-    sys.path.insert(0, stdlib)
-    try:
-        _PARSER = importlib.import_module("html.parser")
-    finally:
-        sys.path[:] = old_path
-        for k in [k for k in sys.modules if k == "html" or k.startswith("html.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
-    return _PARSER
-
-
 @dataclass(frozen=True)
 class Page:
     """scatter.html read back: every <script> element (attributes, text) and the data block."""
@@ -191,7 +165,7 @@ class Page:
 
 def read_page(path: Path) -> Page:
     """Parse a written scatter.html with a real HTML tokenizer."""
-    parser_mod = _stdlib_html_parser()
+    parser_mod = html.parser
     scripts: list[tuple[dict[str, str | None], str]] = []
     ids: list[str] = []
     tags: Counter[str] = Counter()
@@ -240,7 +214,7 @@ def read_page(path: Path) -> Page:
 
 def unescape(text: str) -> str:
     """HTML character references decoded (the standard library's html.unescape)."""
-    return str(_stdlib_html_parser().unescape(text))
+    return str(html.unescape(text))
 
 
 def dry_run_records(capsys: pytest.CaptureFixture[str], job: Path, index: int,

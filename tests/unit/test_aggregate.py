@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 from condorkit.wrappers import ckjob
 
-import condorkit.aggregate as agg
-
-try:
-    from html.parser import HTMLParser
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on how pytest is started
-    raise ImportError(
-        "the repository's top-level html/ folder (package data condorkit.html) shadows the "
-        "standard library's html package when the repository root is on sys.path: run "
-        "`pytest`, not `python -m pytest`, from the repository root") from exc
-from condorkit.aggregate import AggregateReport, aggregate
-from condorkit.chart import json_for_script, nice_axis
+import condorkit.report.aggregate as agg
 from condorkit.errors import ResultsError
+from condorkit.report.aggregate import AggregateReport, aggregate
+from condorkit.report.chart import json_for_script, nice_axis
 
 
 def lum(row: int) -> float:
@@ -215,11 +208,13 @@ def test_no_files_is_an_error(tmp_path: Path) -> None:
         aggregate([tmp_path], expected_rows=5, out_html=tmp_path / "s.html")
 
 
-def test_records_without_a_number_count_as_errors(tmp_path: Path) -> None:
+def test_records_without_a_number_are_results_not_on_the_chart(tmp_path: Path) -> None:
     write_chunk(tmp_path, 1, 3, value=lambda r: "bright" if r == 2 else lum(r))
-    rep = aggregate([tmp_path], expected_rows=3, out_html=tmp_path / "s.html")
-    assert (rep.found, rep.errors) == (2, 1)
-    assert "no numeric 'year' and 'luminance'" in rep.error_samples[0][2]
+    rep = aggregate([tmp_path], expected_rows=3, out_html=tmp_path / "s.html",
+                    x_field="year", y_field="luminance")
+    assert (rep.found, rep.errors, rep.points, rep.uncharted) == (3, 0, 2, 1)
+    assert "1 result(s) have no numeric 'year' and 'luminance'" in rep.chart_note
+    assert rep.complete
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -233,11 +228,11 @@ def test_odd_values_and_record_order(tmp_path: Path, reverse: bool) -> None:
         doc["records"].reverse()  # any order is fine
     doc["digest"] = ckjob.results_digest(doc)
     ckjob.write_results(str(path), doc)
-    rep = aggregate([tmp_path], expected_rows=6, out_html=tmp_path / "s.html")
-    assert (rep.found, rep.errors, rep.missing_count) == (3, 3, 0)
-    reasons = {row: err for row, _, err in rep.error_samples}
-    assert "out of range" in reasons[3]
-    assert "no numeric" in reasons[2] and "no numeric" in reasons[4]
+    rep = aggregate([tmp_path], expected_rows=6, out_html=tmp_path / "s.html",
+                    x_field="year", y_field="luminance")
+    # results all, but only three can be drawn; none is an error of the program
+    assert (rep.found, rep.errors, rep.missing_count) == (6, 0, 0)
+    assert (rep.points, rep.uncharted) == (3, 3)
     _, data = parse_page(tmp_path / "s.html")
     assert [p[2] for p in data["points"]] == [1, 5, 6]
     assert all(p[1] == lum(p[2]) for p in data["points"])
@@ -338,7 +333,7 @@ def test_report_to_dict_is_json(tmp_path: Path) -> None:
     assert d["html"].endswith("s.html") and d["invalid_files"] == []
     with pytest.raises(AttributeError):
         rep.found = 7  # type: ignore[misc]
-    assert isinstance(rep, AggregateReport)
+    assert rep.found == 3  # the report is frozen: the failed assignment changed nothing
 
 
 def test_worker_processes_give_the_same_report(tmp_path: Path,
@@ -359,3 +354,36 @@ def test_worker_processes_give_the_same_report(tmp_path: Path,
     assert reports[0] == reports[1]
     d = reports[0][0]
     assert (d["found"], d["errors"], d["conflicts"], d["missing"]) == (211, 29, 7, "241-260")
+
+
+def _write_generic(folder: Path, start: int, recs: list[dict[str, object]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"format": "condorkit-results/1", "start": start, "count": len(recs),
+           "records": [{"row": start + i, **r} for i, r in enumerate(recs)]}
+    doc["digest"] = ckjob.results_digest(doc)
+    ckjob.write_results(str(folder / f"results-{start}.json"), doc)
+
+
+def test_a_program_without_chart_columns_gets_coverage_and_a_table(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    _write_generic(res, 1, [{"url": f"u{i}", "size": "big"} for i in range(3)])
+    rep = aggregate([res], expected_rows=3, out_html=tmp_path / "s.html")
+    assert (rep.found, rep.errors, rep.points, rep.missing_count) == (3, 0, 0, 0)
+    assert rep.x_field == "" and rep.chart_note.startswith("nothing to chart")
+    assert "fields: url, size" in rep.chart_note
+    page, data = parse_page(tmp_path / "s.html")
+    assert data["points"] == [] and len(data["sample"]) == 3
+    assert "ck-results" in (tmp_path / "s.html").read_text()
+
+
+def test_the_first_two_numeric_fields_are_charted_or_the_chosen_ones(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    _write_generic(res, 1, [{"name": "a", "size": 3, "ms": 1.5, "flag": True},
+                            {"name": "b", "size": 4, "ms": 2.5, "flag": False}])
+    rep = aggregate([res], expected_rows=2, out_html=tmp_path / "s.html")
+    assert (rep.x_field, rep.y_field, rep.points) == ("size", "ms", 2)
+    _, data = parse_page(tmp_path / "s.html")
+    assert [p[:4] for p in data["points"]] == [[3, 1.5, 1, "a"], [4, 2.5, 2, "b"]]
+    rep = aggregate([res], expected_rows=2, out_html=tmp_path / "s.html", x_field="ms",
+                    y_field="size")
+    assert (rep.x_field, rep.y_field) == ("ms", "size")

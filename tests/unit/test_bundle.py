@@ -1,6 +1,6 @@
-"""condorkit.bundle: content-derived names, reuse, atomic builds, what the tarball holds, and a
-real bundle running a chunk through the wrapper with Pillow taken from the bundle. One real bundle
-is built per session (the ``env_bundle`` fixture in tests/conftest.py)."""
+"""condorkit.model.bundle: content-derived names, reuse, atomic builds, what the tarball holds,
+and a real bundle running a chunk through the wrapper with Pillow taken from the bundle. One real
+bundle is built per session (the ``env_bundle`` fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from condorkit.wrappers import ckjob
 
-from condorkit.bundle import (
+from condorkit.errors import BundleError
+from condorkit.model.bundle import (
     BUILD_PREFIX,
     BUNDLE_FORMAT,
     MANIFEST_NAME,
@@ -31,7 +32,6 @@ from condorkit.bundle import (
     inspect_python,
     read_manifest,
 )
-from condorkit.errors import BundleError
 
 INFO = PythonInfo(Path("/opt/py/bin/python3.11"), "cpython", "3.11.7", Path("/opt/py"),
                   Path("/opt/py/lib/python3.11"), Path("/opt/py/lib/python3.11/lib-dynload"),

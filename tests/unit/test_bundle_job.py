@@ -14,10 +14,10 @@ import pytest
 from condorkit.wrappers import ckjob
 
 from condorkit.cli import main
-from condorkit.config import load_config
+from condorkit.condor.submit import expand_item, parse_items
 from condorkit.demo import CorpusFile, write_manifest
-from condorkit.job import prepare
-from condorkit.submit import expand_item, parse_items
+from condorkit.model.config import load_config
+from condorkit.model.job import prepare
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from condorkit.chunking import Chunk, count_chunks, plan_chunks, split_chunk
 from condorkit.errors import UsageError
+from condorkit.model.chunking import Chunk, iter_chunks
+
+
+def plan_chunks(total: int, size: int, max_rows: int | None = None) -> tuple[Chunk, ...]:
+    return tuple(iter_chunks(total, size, max_rows))
 
 
 def test_tutorial_numbers() -> None:
@@ -38,11 +42,3 @@ def test_every_row_in_exactly_one_nonempty_chunk(total: int, size: int, mx: int 
     assert rows == list(range(1, n + 1))
     assert all(1 <= c.count <= size for c in chunks)
     assert [c.index for c in chunks] == list(range(len(chunks)))
-    assert count_chunks(total, size, mx) == len(chunks)
-
-
-@given(start=st.integers(1, 10**6), count=st.integers(1, 5000), pieces=st.integers(1, 64))
-def test_split_chunk_covers_its_rows(start: int, count: int, pieces: int) -> None:
-    parts = split_chunk(Chunk(0, start, count), pieces)
-    rows = [r for s, c in parts for r in range(s, s + c)]
-    assert rows == list(range(start, start + count)) and all(c >= 1 for _, c in parts)

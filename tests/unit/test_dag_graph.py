@@ -11,9 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.shared import shared_file
 
 from condorkit.errors import GraphError, UsageError
-from condorkit.graph import (
+from condorkit.local.graph import run_graph
+from condorkit.model.graph import (
     FAILURE,
     SKIPPED,
     format_report,
@@ -21,7 +23,6 @@ from condorkit.graph import (
     parse_graph,
     read_graph,
     reorder,
-    run_graph,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,9 +58,7 @@ def test_packages_graph_parses_with_paexec_numbering() -> None:
 
 
 def test_example_graph_is_the_shared_one() -> None:
-    shared = REPO.parent / "shared" / "data" / "paexec-packages.txt"
-    if not shared.is_file():
-        pytest.skip("shared/ is not beside the repository")
+    shared = shared_file("data/paexec-packages.txt")
     assert (PKG / "packages.txt").read_bytes() == shared.read_bytes()
 
 

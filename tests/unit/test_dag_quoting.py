@@ -14,9 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from condorkit.condor.quoting import (
+    dag_name,
+    dag_path,
+    dag_vars_value,
+    parse_submit_args,
+    submit_arg,
+)
+from condorkit.condor.submit import _htcondor
 from condorkit.errors import QuotingError
-from condorkit.quoting import dag_name, dag_path, dag_vars_value, parse_submit_args, submit_arg
-from condorkit.submit import _htcondor
 
 NASTY = ["it's", 'q"z', "d$x", "back\\slash", "ünï", "a'b\"c", "x$(HOME)", "trail\\", "'", '"',
          "semi;colon", "#hash", "{brace}", "devel/gmake"]

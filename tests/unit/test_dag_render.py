@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 from condorkit.wrappers import ckjob
 
-from condorkit.config import load_config
-from condorkit.dag import (
+from condorkit.condor.dag import (
     build_aggregator,
     collect_graph,
     write_graph_dag,
     write_job_dag,
 )
-from condorkit.dagman import parse_classads, read_node_log, read_node_status, submit_dag
+from condorkit.condor.dagman import read_node_log, read_node_status, submit_dag
+from condorkit.condor.quoting import parse_submit_args
+from condorkit.condor.submit import _htcondor
 from condorkit.errors import CondorError, GraphError, UsageError
-from condorkit.graph import FAILURE, SKIPPED, SUCCESS, parse_graph
-from condorkit.job import prepare
-from condorkit.quoting import parse_submit_args
-from condorkit.submit import _htcondor
+from condorkit.model.config import load_config
+from condorkit.model.graph import FAILURE, SKIPPED, SUCCESS, parse_graph
+from condorkit.model.job import prepare
 
 FAKE_PROGRAM = '''import hashlib, sys
 import ckjob
@@ -43,7 +43,8 @@ def make_job(folder: Path, rows: int = 25, toml: str = "chunk = 10\nmax_retries 
     (folder / "manifest.txt").write_text("".join(f"http://127.0.0.1:1/i{i}.jpg {1880 + i}\n"
                                                  for i in range(1, rows + 1)))
     (folder / "fake.py").write_text(FAKE_PROGRAM)
-    (folder / "condorkit.toml").write_text('program = "fake.py"\n' + toml)
+    (folder / "condorkit.toml").write_text(
+        'program = "fake.py"\ncolumns = ["url:url", "year:int"]\n' + toml)
     return folder
 
 
@@ -102,7 +103,8 @@ def test_rewriting_is_idempotent_and_a_rescue_dag_guards_changes(tmp_path: Path)
     rescue.write_text("DONE chunk-1\n")
     write_job_dag(job_of(folder))  # same DAG: fine
     assert files.dag.read_bytes() == before and rescue.exists()
-    (folder / "condorkit.toml").write_text('program = "fake.py"\nchunk = 5\n')
+    (folder / "condorkit.toml").write_text(
+        'program = "fake.py"\ncolumns = ["url:url", "year:int"]\nchunk = 5\n')
     with pytest.raises(UsageError, match="rescue001 records an earlier run") as info:
         write_job_dag(job_of(folder))
     assert "--fresh" in info.value.hint and files.dag.read_bytes() == before
@@ -169,9 +171,9 @@ def test_aggregator_bytes_are_deterministic(tmp_path: Path) -> None:
     b = build_aggregator(tmp_path / "b.pyz").read_bytes()
     assert a == b and a.startswith(b"#!/usr/bin/env python3\n")
     names = zipfile.ZipFile(tmp_path / "a.pyz").namelist()
-    assert {"__main__.py", "condorkit/aggregate.py", "condorkit/wrappers/ckjob.py",
-            "condorkit/html/__init__.py"} <= set(names)
-    assert any(n.startswith("condorkit/html/") and n.endswith(".html") for n in names)
+    assert {"__main__.py", "condorkit/report/aggregate.py", "condorkit/wrappers/ckjob.py",
+            "condorkit/report/chart.py"} <= set(names)
+    assert any(n.startswith("condorkit/report/html/") and n.endswith(".html") for n in names)
 
 
 # ----------------------------------------------------------------------------- graph DAG
@@ -259,7 +261,13 @@ NODES_LOG = '''000 (057.000.000) 2026-11-22 06:18:20 Job submitted from host: SC
 005 (057.000.000) 2026-11-22 06:18:23 Job terminated.
 \t(1) Normal termination (return value 1)
 \t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage
-\tJob terminated of its own accord at 2026-11-22T06:18:23Z with exit-code 1.
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Local Usage
+\t0  -  Run Bytes Sent By Job
+\t0  -  Run Bytes Received By Job
+\t0  -  Total Bytes Sent By Job
+\t0  -  Total Bytes Received By Job
 ...
 000 (058.000.000) 2026-11-22 06:18:20 Job submitted from host: SCHEDD
     DAG Node: t3
@@ -269,6 +277,14 @@ NODES_LOG = '''000 (057.000.000) 2026-11-22 06:18:20 Job submitted from host: SC
 ...
 005 (058.000.000) 2026-11-22 06:18:21 Job terminated.
 \t(1) Normal termination (return value 0)
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Local Usage
+\t0  -  Run Bytes Sent By Job
+\t0  -  Run Bytes Received By Job
+\t0  -  Total Bytes Sent By Job
+\t0  -  Total Bytes Received By Job
 ...
 '''.replace("SCHEDD", "<127.0.0.1:9618?addrs=127.0.0.1-9618&alias=vm&noUDP&sock=schedd_32077_0be8>"
             ).replace("STARTD", "<127.0.0.1:9618?addrs=127.0.0.1-9618&alias=vm&noUDP&"
@@ -295,8 +311,6 @@ def test_node_status_file(tmp_path: Path) -> None:
         ("t1", "error", 1), ("t2", "futile", 0), ("t3", "done", 0)]
     assert st.node("t1").details.endswith('retries) "q"')
     assert st.counts["futile"] == 1 and st.counts["total"] == 3
-    ads = parse_classads(p.read_text())
-    assert ads[0]["DagFiles"] == ["graph.dag"] and ads[0]["Timestamp_text"].startswith("Sun")
     p.write_text(status_text(5, [], final=False))
     assert not read_node_status(p).done and read_node_status(p).dag_status == "done"
     p.write_text(p.read_text()[:200])

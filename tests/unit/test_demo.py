@@ -24,7 +24,10 @@ from condorkit.demo import (
     write_manifest,
 )
 from condorkit.errors import UsageError
-from condorkit.manifest import iter_rows
+from condorkit.model.manifest import Columns, iter_rows
+
+# the tutorial's columns (examples/photodemo/condorkit.toml)
+PHOTO = Columns.parse(["url:url", "year:int"])
 
 # ------------------------------------------------------------------ "photo-like" measures
 
@@ -242,7 +245,7 @@ def test_manifest_with_absolute_paths(tmp_path: Path) -> None:
     assert write_manifest(manifest, files) == 4
     lines = manifest.read_text().splitlines()
     assert lines == [f"{f.path} {f.year}" for f in files]
-    rows = list(iter_rows(manifest))  # the project's own parser accepts it
+    rows = list(iter_rows(manifest, PHOTO))  # the project's own parser accepts it
     assert [r.values for r in rows] == [(str(f.path), f.year) for f in files]
 
 
@@ -252,14 +255,14 @@ def test_manifest_with_urls(tmp_path: Path) -> None:
     assert write_manifest(manifest, files, url_base="http://127.0.0.1:8123") == 3
     first = manifest.read_text().splitlines()[0]
     assert first == f"http://127.0.0.1:8123/{files[0].path.name} {files[0].year}"
-    assert len(list(iter_rows(manifest))) == 3
+    assert len(list(iter_rows(manifest, PHOTO))) == 3
 
 
 def test_manifest_path_with_space_becomes_file_url(tmp_path: Path) -> None:
     files = write_corpus(tmp_path / "my photos", 2, sizes=((32, 24),))
     manifest = tmp_path / "manifest.txt"
     write_manifest(manifest, files)
-    rows = list(iter_rows(manifest))
+    rows = list(iter_rows(manifest, PHOTO))
     assert len(rows) == 2
     url = str(rows[0].values[0])
     assert url.startswith("file:///") and "%20" in url
@@ -271,7 +274,7 @@ def test_make_demo_job(tmp_path: Path) -> None:
     assert job.folder == tmp_path / "job"
     assert job.images == job.folder / "images" and job.manifest == job.folder / "manifest.txt"
     assert len(job.files) == 6 and {f.variant for f in job.files} <= set(JPEG_VARIANTS)
-    rows = list(iter_rows(job.manifest))
+    rows = list(iter_rows(job.manifest, PHOTO))
     assert len(rows) == 6
     for row, f in zip(rows, job.files, strict=True):
         path = Path(str(row.values[0]))

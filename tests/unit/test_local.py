@@ -13,13 +13,13 @@ import pytest
 from condorkit.wrappers import ckjob
 from support.localjob import joblog, make_job, rejected, result_rows
 
-from condorkit.aggregate import aggregate
-from condorkit.config import load_config
 from condorkit.errors import UsageError
-from condorkit.job import Job, prepare
-from condorkit.local import run, valid_result
-from condorkit.pieces import make_piece, part_path, parts_dir
-from condorkit.scheduler import Estimate, plan_piece
+from condorkit.local.pieces import make_piece, part_path, parts_dir
+from condorkit.local.run import run
+from condorkit.local.scheduler import Estimate, plan_piece
+from condorkit.model.config import load_config
+from condorkit.model.job import Job, prepare
+from condorkit.report.aggregate import aggregate
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"backoff": 0.01, "speculate_after": None}
@@ -40,7 +40,7 @@ def env_with(tmp_path: Path, **values: str) -> dict[str, str]:
 def assert_exactly_once(job: Job) -> None:
     assert result_rows(job.dir) == list(range(1, job.rows + 1))
     for task in job.tasks():
-        assert valid_result(task.result_path, task) is None
+        assert task.valid() is None
     report = aggregate([job.results_dir], expected_rows=job.rows,
                        out_html=job.dir / "scatter.html", x_field="n", y_field="value",
                        label_field="name")

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from condorkit.config import JobConfig
 from condorkit.demo import make_photo, write_corpus
 from condorkit.errors import ConfigError
+from condorkit.model.config import JobConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "examples" / "make_smaller" / "make_smaller.py"

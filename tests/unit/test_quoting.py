@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from condorkit.errors import QuotingError
-from condorkit.quoting import (
+from condorkit.condor.quoting import (
     escape_dollars,
     parse_submit_args,
-    shell_join,
-    shell_quote,
     submit_args,
     submit_expr,
     submit_file_list,
     submit_value,
 )
-from condorkit.submit import _htcondor
+from condorkit.condor.submit import _htcondor
+from condorkit.errors import QuotingError
 
 NASTY = ["a b", "it's", 'say "hi"', "$(HOME)", "x$y", "", "queue", "; rm -rf /", "`id`",
          "</script>", "$ (Memory)", "tab\there", "ünï", "'", '"', "''", "a'b\"c", "$"]
@@ -100,23 +96,3 @@ def test_expr_unbalanced_quote() -> None:
     with pytest.raises(QuotingError):
         submit_expr('OpSys == "LINUX')
     assert submit_expr('OpSys == "LINUX" && Memory > 100') == 'OpSys == "LINUX" && Memory > 100'
-
-
-def bash_argv(line: str) -> list[str]:
-    out = subprocess.run(["bash", "-c", f"printf '%s\\0' {line}"], capture_output=True,
-                         check=True).stdout
-    return out.decode("utf-8", "surrogateescape").split("\0")[:-1]
-
-
-def test_shell_quote_nasty() -> None:
-    assert bash_argv(shell_join(NASTY)) == NASTY
-    assert shell_quote("plain-name_1.jpg") == "plain-name_1.jpg"
-    with pytest.raises(QuotingError):
-        shell_quote("a\x00b")
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                        min_size=1, max_size=20), min_size=1, max_size=5))
-def test_shell_quote_round_trips_through_bash(args: list[str]) -> None:
-    assert bash_argv(shell_join(args)) == args

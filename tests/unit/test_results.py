@@ -8,13 +8,10 @@ from pathlib import Path
 import pytest
 from condorkit.wrappers import ckjob
 
-from condorkit.errors import ResultsError
-from condorkit.results import (
+from condorkit.model.results import (
     LEGACY_FORMAT,
     find_results,
-    iter_results,
     load_results,
-    require_valid,
 )
 
 
@@ -140,15 +137,6 @@ def test_missing_file_and_expectations(tmp_path: Path) -> None:
     assert any("key differs" in p for p in rf.problems)
 
 
-def test_require_valid_raises_results_error(tmp_path: Path) -> None:
-    path = tmp_path / "results-1.json"
-    path.write_text("{")
-    with pytest.raises(ResultsError, match="results-1.json: invalid results file"):
-        require_valid(load_results(path))
-    good = write(tmp_path, make_doc(1, 2))
-    assert require_valid(load_results(good)).valid
-
-
 def test_find_results_orders_by_start_number(tmp_path: Path) -> None:
     for start in (1001, 1, 201, 11):
         write(tmp_path, make_doc(start, 1))
@@ -157,14 +145,6 @@ def test_find_results_orders_by_start_number(tmp_path: Path) -> None:
     names = [p.name for p in find_results(tmp_path)]
     assert names == ["results-1.json", "results-11.json", "results-201.json",
                      "results-1001.json"]
-
-
-def test_iter_results_is_lazy(tmp_path: Path) -> None:
-    paths = [write(tmp_path, make_doc(s, 5)) for s in (1, 6)]
-    it = iter_results(paths + [tmp_path / "results-99.json"])
-    assert next(it).start == 1
-    assert next(it).start == 6
-    assert not next(it).valid
 
 
 # ------------------------------------------------------------------ legacy fragments

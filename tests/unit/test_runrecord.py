@@ -1,4 +1,4 @@
-"""The run record (condorkit/submit.py) and the pieces of monitor.py that need no pool."""
+"""The run record (condorkit/condor/submit.py) and the pieces of monitor.py that need no pool."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from condorkit.errors import UsageError
-from condorkit.monitor import ChunkStatus as CS
-from condorkit.monitor import RunStatus, _host, _last_lines
-from condorkit.submit import (
+from condorkit.condor.monitor import ChunkStatus as CS
+from condorkit.condor.monitor import RunStatus, _host, _last_lines
+from condorkit.condor.submit import (
     ChunkEntry,
     RunRecord,
     ScheddInfo,
-    list_runs,
     load_run,
     write_run_record,
 )
+from condorkit.errors import UsageError
+from condorkit.model.layout import runs_dir
 
 
 def record(job_dir: Path, cluster: int = 41, parent: int | None = None) -> RunRecord:
@@ -37,7 +37,7 @@ def test_record_round_trips_and_becomes_the_current_run(tmp_path: Path) -> None:
     write_run_record(second)
     assert load_run(tmp_path) == second
     assert load_run(tmp_path, 41) == first
-    assert list_runs(tmp_path) == [41, 57]
+    assert sorted(p.name for p in runs_dir(tmp_path).glob("*.json")) == ["41.json", "57.json"]
     doc = json.loads((tmp_path / ".condorkit" / "runs" / "41.json").read_text())
     assert doc["format"] == "condorkit-run/1"
     assert doc["submitted_utc"] == "2023-11-14T22:13:20Z"

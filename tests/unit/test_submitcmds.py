@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from condorkit.config import JobConfig, load_config
-from condorkit.errors import ConfigError, RenderError
-from condorkit.submitcmds import (
+from condorkit.condor.submitcmds import (
     check_commands,
     check_rendered,
     dagman_appends,
     memory_mb,
-    parse_pairs,
     submit_commands,
 )
+from condorkit.errors import ConfigError, RenderError
+from condorkit.model.config import JobConfig, load_config, parse_pairs
 
 
 def lines(cfg: JobConfig) -> dict[str, str]:
@@ -43,7 +42,7 @@ def test_a_project_name_with_quotes_and_dollars_stays_one_literal_string() -> No
 
 
 def test_the_submit_table_takes_commands_and_custom_attributes() -> None:
-    cfg = JobConfig(submit=(("periodic_remove", "NumJobStarts > 5"),
+    cfg = JobConfig(submit_cmds=(("periodic_remove", "NumJobStarts > 5"),
                             ("+DESIRED_Sites", '"SiteA,SiteB"'), ("My.Flag", "true"),
                             ("nice_user", "true"), ("environment", '"A=$HOME"')))
     got = lines(cfg)
@@ -65,7 +64,7 @@ def test_the_submit_table_takes_commands_and_custom_attributes() -> None:
 ])
 def test_a_bad_entry_is_an_error_naming_its_key(key: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match="submit") as exc:
-        cfg = JobConfig(submit=((key, value),))
+        cfg = JobConfig(submit_cmds=((key, value),))
         check_commands(submit_commands(cfg))
     assert message in str(exc.value)
     assert key in str(exc.value)
@@ -107,17 +106,17 @@ def test_toml_table_env_and_command_line_merge_per_key(tmp_path: Path) -> None:
     (tmp_path / "condorkit.toml").write_text(
         'project_name = "Lab"\nmax_idle = 100\n\n[submit]\nnice_user = true\n'
         'periodic_remove = "NumJobStarts > 5"\n')
-    cfg = load_config(tmp_path, {"submit": parse_pairs(["periodic_remove=NumJobStarts > 9",
+    cfg = load_config(tmp_path, {"submit_cmds": parse_pairs(["periodic_remove=NumJobStarts > 9",
                                                         "+Extra=1"])})
     assert cfg.project_name == "Lab" and cfg.max_idle == 100
-    assert dict(cfg.submit) == {"nice_user": "true", "periodic_remove": "NumJobStarts > 9",
+    assert dict(cfg.submit_cmds) == {"nice_user": "true", "periodic_remove": "NumJobStarts > 9",
                                 "+Extra": "1"}
 
 
 def test_the_submit_table_also_works_beside_a_job_table(tmp_path: Path) -> None:
     (tmp_path / "condorkit.toml").write_text('[job]\nchunk = 7\n\n[submit]\n"+Foo" = 3\n')
     cfg = load_config(tmp_path)
-    assert cfg.chunk == 7 and cfg.submit == (("+Foo", "3"),)
+    assert cfg.chunk == 7 and cfg.submit_cmds == (("+Foo", "3"),)
 
 
 def test_cli_pairs_need_an_equals_sign() -> None:
@@ -135,5 +134,5 @@ def test_a_template_that_drops_the_commands_is_an_error() -> None:
 
 def test_the_dagman_job_gets_the_project_and_attributes_but_not_throttles() -> None:
     cmds = submit_commands(JobConfig(project_name="Lab", max_idle=5, batch_name="b",
-                                     submit=(("+Tag", '"t"'), ("nice_user", "true"))))
+                                     submit_cmds=(("+Tag", '"t"'), ("nice_user", "true"))))
     assert dagman_appends(cmds) == ['My.ProjectName = "Lab"', "batch_name = b", 'My.Tag = "t"']

@@ -1,0 +1,71 @@
+"""The command line: the only package that writes to the terminal.
+
+Owns argument parsing, rendering library results (tables, ``--json``, progress on stderr) and the
+single error boundary that maps :class:`~condorkit.errors.CondorkitError` to exit codes. stdout
+carries data only (``mksubmit`` prints nothing but the submit file); logs go to stderr; tracebacks
+appear only with ``-v``. One module per command group: :mod:`.local` (mksubmit, dry-run, run,
+aggregate, demo, bundle), :mod:`.pool` (submit ... where), :mod:`.dag` (dag, graph); the shared
+output helpers and job options are in :mod:`.common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from condorkit.cli.common import err
+from condorkit.cli.dag import add_dag_commands
+from condorkit.cli.local import add_local_commands
+from condorkit.cli.pool import add_pool_commands
+from condorkit.errors import CondorkitError
+from condorkit.version import __version__
+
+# ----------------------------------------------------------------------------- parser
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="condorkit", description=(
+        "Run one program over every row of a manifest: on all local cores (condorkit run) or on "
+        "an HTCondor pool (condorkit mksubmit / submit)."))
+    p.add_argument("--version", action="version", version=f"condorkit {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("-C", "--job-dir", help="job folder (default: current folder)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    add_local_commands(sub, common)
+    add_pool_commands(sub, common)
+    add_dag_commands(sub, common)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The CLI boundary: parse, dispatch, map errors to exit codes."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CondorkitError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        err(f"condorkit {args.command}: error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err(f"condorkit {args.command}: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+def mksubmit_main(argv: Sequence[str] | None = None) -> int:
+    """The tutorial-compatible ``mksubmit CHUNK [MAX]`` command."""
+    return main(["mksubmit", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Pieces: the local backend's own granularity, and how their results become chunk results.
+
+Owns the mapping between the job's chunks (fixed by the job: ``results/results-START.json``, one
+per chunk, keyed by ``ChunkTask.key``) and the *pieces* the local backend actually runs. A piece is
+a contiguous row range that is either
+
+- exactly one chunk (the normal case): it runs with the chunk's own ``chunks/rows-START.jsonl``
+  and its validated ``results-START.json`` is moved into ``results/`` as is; or
+- a part of one chunk (finer, to balance the tail of a run) or several adjacent whole chunks
+  (coarser, when chunks are so small that process start-up would dominate): it runs the same
+  wrapper and program with a rows file ``rows-START.jsonl`` written for the piece, whose header
+  carries the *piece key* (sha256 over ``condorkit-piece/1``, the range and the keys of the chunks
+  it overlaps). Its results are kept as ``.condorkit/parts/results-START-COUNT.json``; once every
+  row of a chunk is covered by valid parts, :func:`assemble` builds the chunk's results document
+  (records of the parts, the chunk's key, a fresh digest over the merged document and a
+  ``pieces`` list with each part's metadata) and it is written atomically to ``results/``.
+
+So ``results/`` only ever holds whole-chunk files that validate against the chunk's key, which is
+what resume and ``condorkit aggregate`` read; parts live outside it, are checked against their
+own key, survive an interrupt (a resumed run reuses the valid ones) and are deleted once merged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from condorkit.model.chunking import Chunk
+from condorkit.model.job import Job
+from condorkit.model.layout import (
+    PART_NAME,
+    chunk_dir,
+    chunk_label,
+    part_name,
+    results_name,
+    rows_name,
+)
+from condorkit.model.layout import parts_dir as _parts_dir
+from condorkit.model.results import read_valid
+from condorkit.wrappers import ckjob
+
+PIECE_FORMAT = "condorkit-piece/1"
+# metadata fields every results document has; anything else a program adds is "extra"
+_STANDARD = {"format", "start", "count", "key", "program", "host", "python", "started",
+             "elapsed_s", "rows_per_s", "errors", "records", "digest"}
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Rows ``start .. start+count-1``, touching the chunks with indices ``chunks``."""
+
+    start: int
+    count: int
+    chunks: tuple[int, ...]
+    key: str
+    whole: bool  # exactly one whole chunk: runs with the chunk's own rows file
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count - 1
+
+    @property
+    def label(self) -> str:
+        return chunk_label(self.start) if self.whole else f"piece-{self.start}-{self.count}"
+
+    @property
+    def rows_file(self) -> str:
+        return rows_name(self.start)
+
+    @property
+    def results_file(self) -> str:
+        return results_name(self.start)
+
+
+def piece_key(start: int, count: int, chunk_keys: Sequence[str]) -> str:
+    """The key of a part or coalesced piece: its range and the keys of the chunks it touches."""
+    h = hashlib.sha256(f"{PIECE_FORMAT}\0{start}\0{count}".encode())
+    for k in chunk_keys:
+        h.update(b"\0" + k.encode())
+    return h.hexdigest()
+
+
+def overlapping(job: Job, start: int, count: int) -> tuple[int, ...]:
+    """Indices of the job's chunks that hold any of rows ``start .. start+count-1``."""
+    end = start + count - 1
+    return tuple(c.index for c in job.chunks if c.start <= end and c.end >= start)
+
+
+def make_piece(job: Job, start: int, count: int) -> Piece:
+    idx = overlapping(job, start, count)
+    if not idx:
+        raise ValueError(f"rows {start}..{start + count - 1} are outside the job")
+    first = job.chunks[idx[0]]
+    if len(idx) == 1 and first.start == start and first.count == count:
+        return Piece(start, count, idx, job.keys[idx[0]], True)
+    if job.chunks[idx[0]].start > start or job.chunks[idx[-1]].end < start + count - 1:
+        raise ValueError(f"rows {start}..{start + count - 1} reach past the job's chunks")
+    return Piece(start, count, idx, piece_key(start, count, [job.keys[i] for i in idx]), False)
+
+
+def rows_path(job: Job, chunk: Chunk) -> Path:
+    return chunk_dir(job.dir) / rows_name(chunk.start)
+
+
+def write_piece_rows(job: Job, piece: Piece, dest: Path) -> Path:
+    """Write the rows file of a (non-whole) piece into folder ``dest``; return its path."""
+    header: dict[str, Any] = {}
+    lines: list[bytes] = []
+    for i in piece.chunks:
+        chunk = job.chunks[i]
+        with open(rows_path(job, chunk), "rb") as fh:
+            header = json.loads(fh.readline())
+            for row, line in enumerate(fh, start=chunk.start):
+                if piece.start <= row <= piece.end:
+                    lines.append(line if line.endswith(b"\n") else line + b"\n")
+    header.update(start=piece.start, count=piece.count, key=piece.key)
+    path = dest / piece.rows_file
+    with open(path, "wb") as fh:
+        fh.write(json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines))
+    return path
+
+
+def parts_dir(job: Job) -> Path:
+    return _parts_dir(job.dir)
+
+
+def part_path(job: Job, piece: Piece) -> Path:
+    return parts_dir(job) / part_name(piece.start, piece.count)
+
+
+def leftover_parts(job: Job, todo: Iterable[int], done: Iterable[int]
+                   ) -> list[tuple[Piece, dict[str, Any]]]:
+    """Valid parts left by an earlier (interrupted) run for chunks in ``todo``.
+
+    Parts that do not validate (other rows, program or options; truncated) and parts of chunks
+    in ``done`` (already merged) are deleted; parts of other chunks are left alone.
+    """
+    folder = parts_dir(job)
+    if not folder.is_dir():
+        return []
+    wanted, finished = set(todo), set(done)
+    found: list[tuple[Piece, dict[str, Any]]] = []
+    for path in sorted(folder.iterdir()):
+        m = PART_NAME.match(path.name)
+        if not m:
+            if path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+            continue
+        try:
+            piece = make_piece(job, int(m.group(1)), int(m.group(2)))
+        except ValueError:
+            path.unlink(missing_ok=True)
+            continue
+        if piece.whole or set(piece.chunks) & finished:
+            path.unlink(missing_ok=True)
+            continue
+        if not set(piece.chunks) <= wanted:
+            continue
+        doc, _ = read_valid(path, piece.start, piece.count, piece.key)
+        if doc is None:
+            path.unlink(missing_ok=True)
+        else:
+            found.append((piece, doc))
+    found.sort(key=lambda pd: pd[0].start)
+    return found
+
+
+def assemble(job: Job, chunk: Chunk, parts: Sequence[tuple[Piece, dict[str, Any]]]
+             ) -> dict[str, Any]:
+    """The chunk's results document built from parts that together cover it exactly once."""
+    records: list[Any] = []
+    meta: list[dict[str, Any]] = []
+    for piece, doc in sorted(parts, key=lambda pd: pd[0].start):
+        mine = [r for r in doc["records"] if chunk.start <= r["row"] <= chunk.end]
+        records.extend(mine)
+        share = len(mine) / max(piece.count, 1)
+        entry = {k: v for k, v in doc.items() if k not in ("format", "key", "records", "digest")}
+        entry["elapsed_s"] = round(float(doc.get("elapsed_s") or 0.0) * share, 6)
+        meta.append(entry)
+    records.sort(key=lambda r: r["row"])
+    elapsed = round(sum(m["elapsed_s"] for m in meta), 6)
+    merged: dict[str, Any] = {
+        "format": ckjob.RESULTS_FORMAT, "start": chunk.start, "count": chunk.count,
+        "key": job.keys[chunk.index],
+        "program": meta[0].get("program"),
+        "host": ",".join(sorted({str(m.get("host")) for m in meta})),
+        "python": meta[0].get("python"),
+        "started": min(str(m.get("started")) for m in meta),
+        "elapsed_s": elapsed,
+        "rows_per_s": round(len(records) / elapsed, 6) if elapsed > 0 else None,
+        "errors": sum(1 for r in records if "error" in r),
+    }
+    extras = {k for m in meta for k in m} - _STANDARD
+    for k in sorted(extras):  # a program's own fields: kept when every part agrees
+        values = [m.get(k) for m in meta]
+        if all(v == values[0] for v in values):
+            merged[k] = values[0]
+    merged["pieces"] = meta
+    merged["records"] = records
+    merged["digest"] = ckjob.results_digest(merged)
+    problems = ckjob.check_results(merged, chunk.start, chunk.count, job.keys[chunk.index])
+    if problems:
+        raise ValueError(f"merged results of chunk {chunk.start}: {'; '.join(problems)}")
+    return merged
+
+
+def write_chunk_results(job: Job, chunk: Chunk, doc: dict[str, Any]) -> Path:
+    """Write a chunk's (merged) results document atomically into ``results/``."""
+    path = job.results_dir / results_name(chunk.start)
+    ckjob.write_results(str(path), doc)
+    return path
+
+
+def install(src: Path, dest: Path) -> None:
+    """Move a validated file into place atomically (copy + rename across file systems)."""
+    try:
+        os.replace(src, dest)
+    except OSError:
+        ckjob.atomic_write_bytes(str(dest), src.read_bytes())

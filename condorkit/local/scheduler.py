@@ -1,0 +1,448 @@
+"""The local backend's scheduler: one queue of row spans, worker processes, retries, copies.
+
+Owns what happens between "these chunks need running" and "these chunks are done or failed":
+the queue of pending row spans (pending -> running -> done | failed), how much of it an idle
+worker takes (:func:`plan_piece`), starting each attempt in its own scratch folder and process
+group, validating and installing its output, retries with backoff, speculative copies of
+overdue pieces, killing process groups, and the joblog. :func:`condorkit.local.run` sets it up
+and turns its state into a report. Prints nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import queue
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from condorkit.local.pieces import (
+    Piece,
+    assemble,
+    install,
+    make_piece,
+    part_path,
+    read_valid,
+    rows_path,
+    write_chunk_results,
+    write_piece_rows,
+)
+from condorkit.model.failures import describe
+from condorkit.model.job import Job
+from condorkit.model.layout import scratch_root
+from condorkit.model.scratch import STDERR, make_scratch, place, start, worker_env
+from condorkit.model.states import State
+
+JOBLOG_HEADER = ("Seq", "Chunk", "Rows", "Attempt", "Host", "Starttime", "JobRuntime", "Exitval",
+                 "Signal", "Outcome", "Note")
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A snapshot for progress bars, passed to ``on_progress`` after every attempt."""
+
+    rows_total: int
+    rows_done: int
+    chunks_total: int
+    chunks_done: int
+    chunks_failed: int
+    running: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Costs learnt from finished attempts: program seconds per row and start-up per attempt."""
+
+    row_s: float = 0.0  # 0: unknown yet
+    overhead_s: float = 0.0
+
+
+def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, running_rows: float,
+               workers: int, est: Estimate) -> tuple[int, int]:
+    """How much an idle worker takes from the head of the queue: ``(n_spans, rows)``.
+
+    ``spans`` are the ready spans from the head as ``(start, count, fresh)`` (fresh: never
+    failed). The worker takes ``rows`` rows from the first ``n_spans`` of them (all of the first
+    ``n_spans - 1``, a prefix of the last). Rules:
+
+    - the fair share is the rows still to do (pending plus the estimated rest of running pieces)
+      over the workers (guided self-scheduling), so pieces shrink towards the end of the run and
+      the workers finish together;
+    - a piece is never cut shorter than ~5 start-ups' worth of work (``min_rows``), and a cut
+      never leaves a remainder shorter than that;
+    - when start-up costs more than 2% of running the head span, adjacent fresh spans are joined
+      (across chunk boundaries) until start-up is 2% of the piece, up to the fair share.
+
+    Before any attempt has finished (no estimate) spans are only cut at the fair share.
+    """
+    start, count, fresh = spans[0]
+    share = math.ceil((pending_rows + running_rows) / max(workers, 1))
+    known = est.row_s > 0 and est.overhead_s > 0
+    min_rows = max(1, math.ceil(max(0.2, 5 * est.overhead_s) / est.row_s)) if known else 1
+    take = max(share, min_rows)
+    goal = math.ceil(50 * est.overhead_s / est.row_s) if known else 0
+    if count >= take or goal <= count or not fresh:
+        rows = min(count, take)
+        return 1, (count if count - rows < min_rows else rows)
+    limit = min(take, goal)
+    n, rows = 1, count
+    while n < len(spans) and rows < limit:
+        nstart, ncount, nfresh = spans[n]
+        if not nfresh or nstart != start + rows:
+            break
+        add = min(ncount, limit - rows)
+        if ncount - add < min_rows:
+            add = ncount
+        n, rows = n + 1, rows + add
+    return n, rows
+
+
+# ----------------------------------------------------------------------------- the scheduler
+
+
+@dataclass
+class Span:
+    """Pending rows of one chunk."""
+
+    chunk: int
+    start: int
+    count: int
+    tries: int = 0
+    not_before: float = 0.0
+    slot: int = 0
+    solo: bool = False  # failed before: never joined with other chunks again
+
+
+@dataclass
+class _Copy:
+    """One running attempt of a piece."""
+
+    piece: Piece
+    tries: int
+    slot: int
+    seq: int
+    proc: subprocess.Popen[bytes]
+    scratch: Path
+    t0: float
+    wall0: float
+    speculative: bool
+    solo: bool
+    killed: str = ""
+
+
+@dataclass
+class ChunkState:
+    status: State = State.PENDING
+    attempts: int = 0
+    reason: str = ""
+    cause: str = ""  # the last failed attempt's cause (condorkit.failures.describe)
+    log: str = ""  # that attempt's stderr, kept in the log folder
+    parts: list[tuple[Piece, dict[str, Any]]] = field(default_factory=list)
+
+
+def killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Scheduler:
+    def __init__(self, job: Job, workers: int, retries: int, dispatch: str, granularity: str,
+                 speculate_after: float | None, backoff: float, joblog: Path, grace: float,
+                 env: dict[str, str], on_progress: Callable[[RunProgress], None] | None,
+                 seed: int | None) -> None:
+        self.job, self.workers, self.retries = job, workers, retries
+        self.dispatch, self.adaptive = dispatch, granularity == "auto" and dispatch == "balanced"
+        self.speculate_after, self.backoff, self.grace = speculate_after, backoff, grace
+        self.env, self.on_progress = env, on_progress
+        self.rng = random.Random(seed)
+        self.host = socket.gethostname()
+        self.root = scratch_root(job.dir)
+        self.queues: list[list[Span]] = [[] for _ in range(workers if dispatch == "random" else 1)]
+        self.pending_rows = 0
+        self.running: list[_Copy] = []
+        self.events: queue.Queue[tuple[_Copy, int, float]] = queue.Queue()
+        self.chunks: dict[int, ChunkState] = {}
+        self.done_pieces: set[tuple[int, int]] = set()
+        self.seq = self.attempts = self.retried = self.speculated = self.pieces = 0
+        self.rows_total = self.rows_done = 0
+        self.est_rows = self.est_elapsed = self.est_over = 0.0
+        self.est_n = 0
+        self.stop = 0
+        self.t0 = time.perf_counter()
+        self.log = open(joblog, "a", encoding="utf-8")
+        if self.log.tell() == 0:
+            self.log.write("\t".join(JOBLOG_HEADER) + "\n")
+
+    # -- queue
+    def _queue(self, slot: int) -> list[Span]:
+        return self.queues[slot if self.dispatch == "random" else 0]
+
+    def push(self, span: Span) -> None:
+        span.slot = self.rng.randrange(self.workers) if self.dispatch == "random" else 0
+        bisect.insort(self._queue(span.slot), span, key=lambda s: s.start)
+        self.pending_rows += span.count
+
+    def estimate(self) -> Estimate:
+        if not self.est_n or self.est_rows <= 0:
+            return Estimate()
+        return Estimate(self.est_elapsed / self.est_rows, self.est_over / self.est_n)
+
+    def _take(self, slot: int, now: float) -> tuple[Piece, int, bool] | None:
+        q = self._queue(slot)
+        i = next((k for k, s in enumerate(q) if s.not_before <= now), None)
+        if i is None:
+            return None
+        head = q[i]
+        n, rows = 1, head.count
+        if self.adaptive and head.tries == 0:  # a retried span keeps its shape
+            spans = []
+            for s in q[i:i + 4096]:
+                if s.not_before > now:
+                    break
+                spans.append((s.start, s.count, not s.solo and s.tries == 0))
+            est = self.estimate()
+            run_rows = sum(self._rest(c, est, now) for c in self.running if not c.speculative)
+            n, rows = plan_piece(spans, self.pending_rows, run_rows, self.workers, est)
+        left = rows
+        for k in range(i, i + n):
+            span = q[k]
+            if left < span.count:  # a prefix of this span; its tail stays pending
+                q[k] = Span(span.chunk, span.start + left, span.count - left, span.tries,
+                            span.not_before, span.slot, span.solo)
+                del q[i:k]
+                break
+            left -= span.count
+        else:
+            del q[i:i + n]
+        self.pending_rows -= rows
+        return make_piece(self.job, head.start, rows), head.tries, head.solo
+
+    def _rest(self, c: _Copy, est: Estimate, now: float) -> float:
+        if est.row_s <= 0:
+            return float(c.piece.count)
+        return max(0.0, c.piece.count - (now - c.t0 - est.overhead_s) / est.row_s)
+
+    # -- launching
+    def launch(self, piece: Piece, tries: int, slot: int, solo: bool, speculative: bool) -> None:
+        job = self.job
+        inputs = (job.program, job.ckjob, *job.extra_inputs, *([job.bundle] if job.bundle else []))
+        scratch = make_scratch(self.root, piece.label, job.wrapper, inputs)
+        if piece.whole:
+            place(rows_path(job, job.chunks[piece.chunks[0]]), scratch / piece.rows_file)
+        else:
+            write_piece_rows(job, piece, scratch)
+        proc = start(scratch, job.wrapper.name, job.arguments(piece.start),
+                     worker_env(self.env, job.config.request_cpus))
+        self.seq += 1
+        copy = _Copy(piece, tries, slot, self.seq, proc, scratch, time.perf_counter(), time.time(),
+                     speculative, solo)
+        self.running.append(copy)
+        self.attempts += 1
+        for i in piece.chunks:
+            self.chunks[i].attempts += 1
+        threading.Thread(target=self._wait, args=(copy,), daemon=True).start()
+
+    def _wait(self, copy: _Copy) -> None:
+        rc = copy.proc.wait()
+        self.events.put((copy, rc, time.perf_counter()))
+
+    def fill(self, now: float) -> float:
+        """Start work on idle workers; return how long the loop may sleep."""
+        wake = 0.2
+        busy = {c.slot for c in self.running}
+        for slot in range(self.workers):
+            if slot in busy and self.dispatch == "random" or len(self.running) >= self.workers:
+                continue
+            got = self._take(slot, now)
+            if got is None:
+                continue
+            self.pieces += 1
+            self.launch(got[0], got[1], slot, got[2], False)
+            busy.add(slot)
+        waiting = [s.not_before - now for q in self.queues for s in q if s.not_before > now]
+        if waiting:
+            wake = min(wake, max(0.01, min(waiting)))
+        if (self.speculate_after is not None and not self.pending_rows
+                and len(self.running) < self.workers):
+            self._speculate(now)
+        return wake
+
+    def _speculate(self, now: float) -> None:
+        est = self.estimate()
+        copies: dict[tuple[int, int], int] = {}
+        for c in self.running:
+            k = (c.piece.start, c.piece.count)
+            copies[k] = copies.get(k, 0) + 1
+        for c in sorted(self.running, key=lambda c: c.t0):
+            age = now - c.t0
+            expected = est.overhead_s + est.row_s * c.piece.count if est.row_s else 0.0
+            if (copies[(c.piece.start, c.piece.count)] == 1 and not c.killed
+                    and age >= max(self.speculate_after or 0.0, 2 * expected)):
+                free = set(range(self.workers)) - {r.slot for r in self.running}
+                self.speculated += 1
+                self.launch(c.piece, c.tries, min(free) if free else c.slot, c.solo, True)
+                return
+
+    # -- finishing
+    def finish(self, copy: _Copy, rc: int, t_end: float) -> None:
+        self.running.remove(copy)
+        killpg(copy.proc.pid, signal.SIGKILL)  # strays the program left behind
+        duration = t_end - copy.t0
+        piece, key = copy.piece, (copy.piece.start, copy.piece.count)
+        err_path = copy.scratch / STDERR
+        try:
+            tail = err_path.read_bytes()[-2000:].decode("utf-8", "replace")
+            shutil.copyfile(err_path, self.job.log_dir / f"{piece.label}.err")
+        except OSError:
+            tail = ""
+        outcome, note = "failed", ""
+        others = [c for c in self.running if (c.piece.start, c.piece.count) == key]
+        if key in self.done_pieces:
+            outcome, note = "superseded", "another copy finished first"
+        elif rc == 0:
+            doc, why = read_valid(copy.scratch / piece.results_file, piece.start, piece.count,
+                                  piece.key)
+            missing = [o for o in self.job.outputs(piece.start)
+                       if doc is not None and not (copy.scratch / o).is_file()]
+            if missing:
+                outcome, note = "invalid", f"missing output {', '.join(missing)}"
+            elif doc is not None:
+                outcome = "done"
+                self._accept(copy, doc, duration)
+                for other in others:
+                    other.killed = "superseded"
+                    killpg(other.proc.pid, signal.SIGKILL)
+            else:
+                outcome, note = "invalid", f"invalid results: {why}"
+        else:
+            note = copy.killed or describe(rc, tail)
+            if copy.killed == "interrupted":
+                outcome = "interrupted"
+        if outcome in ("failed", "invalid") and not others:
+            self._failed(copy, note, str(self.job.log_dir / f"{piece.label}.err"))
+        if copy.speculative:
+            note = (note + "; " if note else "") + "speculative copy"
+        self._joblog(copy, rc, duration, outcome, note)
+        shutil.rmtree(copy.scratch, ignore_errors=True)
+        if self.on_progress:
+            self.on_progress(self.progress())
+
+    def _accept(self, copy: _Copy, doc: dict[str, Any], duration: float) -> None:
+        piece, job = copy.piece, self.job
+        self.done_pieces.add((piece.start, piece.count))
+        self.rows_done += piece.count
+        elapsed = doc.get("elapsed_s")
+        if isinstance(elapsed, (int, float)) and 0 <= elapsed <= duration:
+            self.est_rows += piece.count
+            self.est_elapsed += float(elapsed)
+            self.est_over += duration - float(elapsed)
+            self.est_n += 1
+        for name in job.outputs(piece.start):  # extra outputs first: results imply them
+            install(copy.scratch / name, job.results_dir / name)
+        produced = copy.scratch / piece.results_file
+        if piece.whole:
+            install(produced, job.results_dir / piece.results_file)
+            self.chunks[piece.chunks[0]].status = State.DONE
+            return
+        dest = part_path(job, piece)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        install(produced, dest)
+        self.add_part(piece, doc)
+
+    def add_part(self, piece: Piece, doc: dict[str, Any]) -> None:
+        for i in piece.chunks:
+            st = self.chunks[i]
+            st.parts.append((piece, doc))
+            chunk = self.job.chunks[i]
+            covered = sum(min(p.end, chunk.end) - max(p.start, chunk.start) + 1
+                          for p, _ in st.parts)
+            if covered == chunk.count and st.status == State.PENDING:
+                write_chunk_results(self.job, chunk, assemble(self.job, chunk, st.parts))
+                st.status = State.DONE
+        for p, _ in self.chunks[piece.chunks[0]].parts:
+            if all(self.chunks[i].status == State.DONE for i in p.chunks):
+                part_path(self.job, p).unlink(missing_ok=True)
+
+    def _failed(self, copy: _Copy, reason: str, log: str = "") -> None:
+        """Requeue a failed piece's rows with backoff, or record its chunks failed."""
+        piece = copy.piece
+        joined = len(piece.chunks) > 1  # our own choice: costs no retry, never joined again
+        tries = copy.tries + (0 if joined else 1)
+        for i in piece.chunks:
+            chunk, st = self.job.chunks[i], self.chunks[i]
+            if st.status != State.PENDING:
+                continue
+            if tries > self.retries:
+                st.status, st.reason = State.FAILED, f"{reason} (after {st.attempts} attempt(s))"
+                st.cause, st.log = reason, log
+                for q in self.queues:
+                    for s in [s for s in q if s.chunk == i]:
+                        q.remove(s)
+                        self.pending_rows -= s.count
+                continue
+            self.retried += 1
+            lo, hi = max(piece.start, chunk.start), min(piece.end, chunk.end)
+            delay = 0.0 if joined else min(self.backoff * 2 ** (tries - 1), 60.0)
+            self.push(Span(i, lo, hi - lo + 1, tries, time.monotonic() + delay,
+                            solo=copy.solo or joined))
+
+    def _joblog(self, c: _Copy, rc: int, duration: float, outcome: str, note: str) -> None:
+        chunks = ",".join(str(self.job.chunks[i].start) for i in c.piece.chunks)
+        sig = -rc if rc < 0 else 0
+        cells = (c.seq, chunks, f"{c.piece.start}-{c.piece.end}", c.tries + 1, self.host,
+                 f"{c.wall0:.3f}", f"{duration:.3f}", rc if rc >= 0 else 128 + sig, sig,
+                 outcome, note.replace("\t", " ").replace("\n", " "))
+        self.log.write("\t".join(str(x) for x in cells) + "\n")
+        self.log.flush()
+
+    def progress(self) -> RunProgress:
+        sts = [c.status for c in self.chunks.values()]
+        return RunProgress(self.rows_total, self.rows_done, len(sts),
+                           sts.count(State.DONE), sts.count(State.FAILED), len(self.running),
+                           time.perf_counter() - self.t0)
+
+    # -- the loop
+    def loop(self) -> None:
+        while not self.stop:
+            wake = self.fill(time.monotonic())
+            if not self.running:
+                if not self.pending_rows:
+                    return
+            try:
+                ev = self.events.get(timeout=wake)
+            except queue.Empty:
+                continue
+            self.finish(*ev)
+            while True:
+                try:
+                    self.finish(*self.events.get_nowait())
+                except queue.Empty:
+                    break
+
+    def kill_all(self, why: str) -> None:
+        """Stop every running copy: SIGTERM to its process group, SIGKILL after ``grace``."""
+        for sig, wait in ((signal.SIGTERM, self.grace), (signal.SIGKILL, 10.0)):
+            for c in self.running:
+                c.killed = c.killed or why
+                killpg(c.proc.pid, sig)
+            deadline = time.monotonic() + wait
+            while self.running and time.monotonic() < deadline:
+                try:
+                    self.finish(*self.events.get(timeout=0.05))
+                except queue.Empty:
+                    continue
+
+

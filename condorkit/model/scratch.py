@@ -1,0 +1,127 @@
+"""Running the job contract in a scratch folder on this machine, as an HTCondor starter would.
+
+Owns the one way condorkit executes a chunk here (used by the local scheduler and by
+``condorkit dry-run``): a fresh folder under ``JOB/.condorkit/scratch/`` that receives only the
+transferred files (flat), the executable copied in and made executable, stdout and stderr in
+``_condor_stdout``/``_condor_stderr``, and the environment a starter gives a job: ``TMPDIR``,
+``TMP``, ``TEMP`` and ``_CONDOR_SCRATCH_DIR`` pointing at the scratch folder, and the thread
+variables (``OMP_NUM_THREADS``, ...) set to the job's ``request_cpus`` unless the caller's
+environment sets them already.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+STDOUT = "_condor_stdout"
+STDERR = "_condor_stderr"
+
+# what HTCondor's starter sets to the slot's cpus (STARTER_NUM_THREADS_ENV_VARS)
+THREAD_VARS = ("CUBACORES", "GOMAXPROCS", "JULIA_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT",
+               "OPENBLAS_NUM_THREADS", "PYTHON_CPU_COUNT", "ROOT_MAX_THREADS",
+               "TF_LOOP_PARALLEL_ITERATIONS", "TF_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class ScratchSpec:
+    """One execution: the executable, its arguments, the files to place, the files expected."""
+
+    executable: Path
+    arguments: tuple[str, ...]
+    inputs: tuple[Path, ...]
+    outputs: tuple[str, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one execution in a scratch folder did."""
+
+    label: str
+    host: str
+    start: float
+    duration: float
+    exit_code: int
+    scratch: Path
+    missing_outputs: tuple[str, ...]
+    stderr_tail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.missing_outputs
+
+
+def place(src: Path, dest: Path) -> None:
+    """Put an input file into a scratch folder (hard link, else copy)."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def worker_env(base: Mapping[str, str], cpus: int) -> dict[str, str]:
+    """``base`` plus the thread variables a starter sets for a slot of ``cpus`` cores."""
+    env = dict(base)
+    for var in THREAD_VARS:  # as HTCondor's starter does, unless the environment says otherwise
+        env.setdefault(var, str(cpus))
+    return env
+
+
+def make_scratch(root: Path, label: str, executable: Path, inputs: Iterable[Path]) -> Path:
+    """A fresh scratch folder under ``root`` holding the inputs (flat) and the executable."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
+    for p in inputs:
+        place(p, scratch / p.name)
+    exe = scratch / executable.name
+    shutil.copy2(executable, exe)
+    os.chmod(exe, 0o755)
+    return scratch
+
+
+def start(scratch: Path, executable: str, arguments: Iterable[str], env: Mapping[str, str],
+          new_session: bool = True) -> subprocess.Popen[bytes]:
+    """Start ``./EXECUTABLE ARGUMENTS`` in ``scratch`` with a starter's scratch variables."""
+    full = dict(env, _CONDOR_SCRATCH_DIR=str(scratch), TMPDIR=str(scratch),
+                TMP=str(scratch), TEMP=str(scratch))
+    with open(scratch / STDOUT, "wb") as out, open(scratch / STDERR, "wb") as err:
+        return subprocess.Popen([str(scratch / executable), *arguments], cwd=scratch,
+                                stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=full,
+                                start_new_session=new_session)
+
+
+def stderr_tail(scratch: Path, size: int = 2000) -> str:
+    try:
+        return (scratch / STDERR).read_bytes()[-size:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def execute(spec: ScratchSpec, root: Path, env: Mapping[str, str], cpus: int = 1,
+            timeout: float | None = None) -> Attempt:
+    """Run ``spec`` in a fresh scratch folder under ``root`` (kept) and report what happened."""
+    scratch = make_scratch(root, spec.label, spec.executable, spec.inputs)
+    t_wall = time.time()
+    t0 = time.perf_counter()
+    proc = start(scratch, spec.executable.name, spec.arguments, worker_env(env, cpus))
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, 9)
+        except OSError:
+            pass
+        proc.wait()
+        code = 124
+    duration = time.perf_counter() - t0
+    missing = tuple(o for o in spec.outputs if not (scratch / o).is_file())
+    return Attempt(spec.label, socket.gethostname(), t_wall, duration,
+                   code, scratch, missing, stderr_tail(scratch))
