@@ -83,6 +83,10 @@ def _render_status(st: Any) -> None:
             f"{st.cluster}.{b.proc}) {b.state.upper()} after {b.attempts} attempt(s): {b.reason}")
     if len(st.bad) > 5:
         err(f"  ... and {len(st.bad) - 5} more held or failed chunk(s); by cause:")
+    held_before = [c for c in st.chunks if c.holds and c.state != "held"]
+    for c in held_before[:5]:
+        err(f"  chunk {c.start} ({c.state}) was held {len(c.holds)} time(s) and released; "
+            f"last: {c.holds[-1]}")
     if st.bad:
         show_causes(st.causes)
     for note in st.notes:

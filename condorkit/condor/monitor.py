@@ -46,7 +46,9 @@ SPOOLING_INPUT = 16  # HoldReasonCode of a freshly spooled job: transient, not a
 RETRIEVED = "condorkit: outputs retrieved"  # RemoveReason of a spooled job after retrieval
 _PROJECTION = ["ProcId", "JobStatus", "HoldReason", "HoldReasonCode", "ExitCode", "ExitBySignal",
                "ExitSignal", "NumJobStarts", "RemoteHost", "LastRemoteHost", "RemoveReason",
-               "RemoteWallClockTime", "CompletionDate", "CondorkitStart"]
+               "RemoteWallClockTime", "CompletionDate", "CondorkitStart", "PeriodicRelease",
+               "NumHolds", "HoldReasonSubCode", "RequestMemory", "MemoryUsage",
+               "ResidentSetSize"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class ChunkStatus:
     reason: str = ""
     cause: str = ""  # held or failed: the cause, grouped by RunStatus.causes
     log: str = ""  # its stderr log in the job folder
+    releasing: bool = False  # held, but its own periodic_release says it will be released
+    holds: tuple[str, ...] = ()  # every hold of the job so far, oldest first (event log)
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,9 @@ class RunStatus:
 
     @property
     def finished(self) -> bool:
-        """No chunk can change any more without help (held chunks wait for a human)."""
-        return all(c.state in POOL_END_STATES for c in self.chunks)
+        """No chunk can change any more without help (held chunks wait for a human, unless the
+        job's own periodic_release, e.g. condorkit's memory_retry, will release them)."""
+        return all(c.state in POOL_END_STATES and not c.releasing for c in self.chunks)
 
     @property
     def ok(self) -> bool:
@@ -139,6 +144,7 @@ class _Events:
     hold_code: int | None = None
     abort_reason: str = ""
     evictions: int = 0
+    holds: list[str] = field(default_factory=list)
 
 
 def _plain(value: Any) -> Any:
@@ -229,6 +235,7 @@ class RunWatcher:
                 e.state = "held"
                 e.hold_reason = str(_plain(ev.get("HoldReason")) or "")
                 e.hold_code = _plain(ev.get("HoldReasonCode"))
+                e.holds.append(f"{e.hold_reason} (HoldReasonCode {e.hold_code})")
             elif ev.type == T.JOB_ABORTED:
                 e.state, e.abort_reason = "removed", str(_plain(ev.get("Reason")) or "")
         return True
@@ -328,10 +335,14 @@ class RunWatcher:
                     exit_code = 0  # its valid results are the best evidence left
         state = State.FAILED if job_status == "removed" else State(job_status)
         reason = problem = ""
+        releasing = job_status == "held" and qad is not None and _releasing(qad)
         if job_status == "held":
             reason = f"held: {hold_reason or 'no reason given'}"
             if hold_code is not None:
                 reason += f" (HoldReasonCode {hold_code})"
+            if releasing:
+                reason += f"; its periodic_release releases it (request_memory now " \
+                          f"{_plain(qad.eval('RequestMemory'))} MB)"
         elif job_status in ("completed", "removed"):
             if by_signal:
                 state, reason = State.FAILED, f"killed by signal {signal}"
@@ -368,7 +379,7 @@ class RunWatcher:
                            hold_reason if state == State.HELD else "",
                            hold_code if state == State.HELD else None, problem,
                            wrapper_error,
-                           stderr_last, reason, cause, log)
+                           stderr_last, reason, cause, log, releasing, tuple(ev.holds))
 
     def hosts_of_attempts(self) -> dict[str, int]:
         """Execute attempts per host, from the event log (includes evicted attempts)."""
@@ -377,6 +388,14 @@ class RunWatcher:
             for h in e.hosts:
                 counts[h] = counts.get(h, 0) + 1
         return counts
+
+
+def _releasing(ad: Any) -> bool:
+    """Whether a held job's own PeriodicRelease is true now (the schedd will release it)."""
+    try:
+        return ad.get("PeriodicRelease") is not None and ad.eval("PeriodicRelease") is True
+    except Exception:  # an expression the bindings cannot evaluate here: not releasing
+        return False
 
 
 def status(record: RunRecord) -> RunStatus:
