@@ -192,6 +192,7 @@ class RunWatcher:
         self._checked: dict[Path, tuple[float, int, str]] = {}
         self._entries = {c.proc: c for c in record.chunks}
         self.in_queue: set[int] = set()
+        self.unmaterialized_from: int | None = None  # late materialization: procs not made yet
 
     @property
     def schedd(self) -> Any:
@@ -241,12 +242,23 @@ class RunWatcher:
         return True
 
     def query_queue(self) -> dict[int, Any]:
-        try:
-            ads = self.schedd.query(f"ClusterId == {self.record.cluster}", projection=_PROJECTION)
+        try:  # one query: the jobs, and the cluster ad of a late-materializing cluster
+            ads = self.schedd.query(f"ClusterId == {self.record.cluster}",
+                                    projection=[*_PROJECTION, "JobMaterializeNextProcId"],
+                                    opts=self._htcondor.QueryOpt.IncludeClusterAd)
         except Exception as exc:
             raise CondorError(f"cannot query the schedd {self.record.schedd.name!r} for cluster "
                               f"{self.record.cluster}: {exc}", CONFIG_HINT) from exc
-        return {int(ad["ProcId"]): ad for ad in ads if int(ad["ProcId"]) in self._entries}
+        cluster_ad = next((ad for ad in ads if "ProcId" not in ad), None)
+        nxt = None if cluster_ad is None else _plain(cluster_ad.get("JobMaterializeNextProcId"))
+        self.unmaterialized_from = nxt if isinstance(nxt, int) else None
+        return {int(ad["ProcId"]): ad for ad in ads
+                if "ProcId" in ad and int(ad["ProcId"]) in self._entries}
+
+    def _unmaterialized(self, proc: int) -> bool:
+        """Not made yet by the cluster's factory (late materialization): waiting, not lost."""
+        return (self.unmaterialized_from is not None and proc >= self.unmaterialized_from
+                and proc not in self.in_queue and proc not in self._events)
 
     def query_history(self, procs: list[int]) -> None:
         """Fetch the history ads of ``procs`` that left the queue (cached: they never change)."""
@@ -291,7 +303,8 @@ class RunWatcher:
                          "only")
         queue = self.query_queue()
         self.in_queue = set(queue)
-        self.query_history([p for p in self._entries if p not in queue])
+        self.query_history([p for p in self._entries
+                            if p not in queue and not self._unmaterialized(p)])
         chunks = []
         for entry in self.record.chunks:
             ad = queue.get(entry.proc)
@@ -299,6 +312,11 @@ class RunWatcher:
             if start is not None and start != entry.start:
                 notes.append(f"job {self.record.cluster}.{entry.proc} runs rows from {start}, "
                              f"the run record says {entry.start}")
+            if self._unmaterialized(entry.proc):
+                chunks.append(ChunkStatus(entry.index, entry.start, entry.count, entry.proc,
+                                          State.IDLE, 0, None, "",
+                                          reason="not materialized yet (max_materialize)"))
+                continue
             chunks.append(self._chunk(entry, ad, self._history.get(entry.proc),
                                       self._events.get(entry.proc)))
         return RunStatus(self.record.cluster, self.record.job_dir, self.record.schedd.name,
