@@ -113,6 +113,26 @@ def config_of(args: argparse.Namespace, **cli: Any) -> Any:
     return load_config(job_dir_of(args), opts)
 
 
+def chunk_of(args: argparse.Namespace) -> int | None:
+    """``--chunk``, or with ``--target-minutes M`` the size a measured dry-run chooses (what it
+    measured and chose goes to stderr)."""
+    minutes = getattr(args, "target_minutes", None)
+    if minutes is None:
+        return getattr(args, "chunk", None)
+    from condorkit.condor.autochunk import choose_chunk
+
+    choice = choose_chunk(job_dir_of(args), config_of(args, max_rows=getattr(args, "max", None)),
+                          minutes)
+    err(f"{args.command}: {choice.describe()}")
+    return choice.chunk
+
+
+def add_target_minutes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-minutes", type=float, metavar="M",
+                   help="choose the chunk size so that a job lasts about M minutes "
+                        "(from a dry-run of one chunk)")
+
+
 def prepare_job(args: argparse.Namespace, write: bool = True, **cli: Any) -> Any:
     from condorkit.model.job import prepare
 

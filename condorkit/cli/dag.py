@@ -11,6 +11,8 @@ from typing import Any
 
 from condorkit.cli.common import (
     add_job_options,
+    add_target_minutes,
+    chunk_of,
     emit_json,
     err,
     job_dir_of,
@@ -75,7 +77,7 @@ def cmd_dag(args: argparse.Namespace) -> int:
         return 0
     from condorkit.condor.dag import write_job_dag
 
-    job = prepare_job(args, chunk=args.chunk, max_rows=args.max)
+    job = prepare_job(args, chunk=chunk_of(args), max_rows=args.max)
     files = write_job_dag(job, name=args.name, fresh=args.fresh)
     if args.json and not args.wait:
         emit_json(files)
@@ -195,6 +197,7 @@ def add_dag_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--status", action="store_true",
                    help="show the node status file of the DAG instead of writing it")
     s.add_argument("--chunk", type=int, help="rows per chunk")
+    add_target_minutes(s)
     s.add_argument("--max", type=int, help="cap on the number of rows")
     add_job_options(s)
     s.set_defaults(func=cmd_dag)

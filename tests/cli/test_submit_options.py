@@ -97,3 +97,25 @@ def test_graph_dag_task_nodes_carry_the_commands(
     code, _, err = run(capsys, "graph", "--dag", str(out_dir), "--submit-cmd", "log=x",
                        str(graph), "--", "/bin/echo")
     assert code == 2 and "condorkit writes log itself" in err
+
+
+def test_target_minutes_sizes_chunks_from_a_measured_dry_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    d = make_job(tmp_path / "job", HEAD)
+    (d / "manifest.txt").write_text("".join(f"http://127.0.0.1:1/i{i}.jpg {1900 + i}\n"
+                                            for i in range(400)))
+    (d / "prog.py").write_text("import sys, time, ckjob\n"
+                               "ckjob.map_rows(sys.argv[1], sys.argv[2], "
+                               "lambda r: time.sleep(0.02) or {'x': 1})\n")
+    code, out, err = run(capsys, "mksubmit", "-C", str(d), "--target-minutes", "0.02")
+    assert code == 0, err
+    m = re.search(r"a dry-run of 20 row\(s\) took ([\d.]+)s .*chunk = (\d+) rows", err)
+    assert m, err
+    chunk = int(m.group(2))
+    assert 1 <= chunk <= 60  # 1.2 s at >= 0.02 s per row
+    items = parse_items(out)
+    assert int(items[0]["count"]) == chunk and sum(int(i["count"]) for i in items) == 400
+    code, _, err = run(capsys, "mksubmit", "-C", str(d), "--target-minutes", "0")
+    assert code == 2 and "must be positive" in err

@@ -67,3 +67,19 @@ def test_dag_gives_the_dagman_job_and_its_nodes_the_project_name(
     print(proc.stderr)
     assert proc.returncode == 0, proc.stderr
     assert (d / "scatter.html").is_file()
+
+
+def test_late_materialization_runs_every_chunk_and_status_never_calls_them_failed(
+        multipool: MultiPool) -> None:
+    from conftest import PROJECT
+
+    d = write_job(multipool.job_dir("latemat"), rows=24, chunk=2,
+                  extra_toml=f'project_name = "{PROJECT}"\nmax_materialize = 3\nmax_idle = 2\n')
+    rec = ck_json("submit", cwd=d)["record"]
+    early = ck_json("status", cwd=d)
+    assert early["counts"]["failed"] == 0 and sum(early["counts"].values()) == 12
+    waiting = [c for c in early["chunks"] if "not materialized" in c["reason"]]
+    print(f"\nright after submit: {early['counts']}; {len(waiting)} not materialized yet")
+    assert waiting  # 12 chunks, at most 3 jobs in the queue
+    done = ck_json("wait", "--timeout", "240", cwd=d)
+    assert done["ok"] and done["rows_done"] == 24 and len(rec["chunks"]) == 12
