@@ -1,9 +1,10 @@
 """Extra submit commands: condorkit's pool options and the user's ``[submit]`` table.
 
 Owns turning the options real pools need (``project_name``, ``request_gpus``, ``batch_name``,
-``accounting_group``, ``max_idle``, ``max_materialize``, ``memory_retry``) and any other submit
-command or custom attribute (the ``[submit]`` table of ``condorkit.toml``, ``--submit-cmd
-KEY=VALUE``, parsed by :func:`condorkit.model.config.parse_pairs`) into submit-file lines.
+``accounting_group``, ``max_idle``, ``max_materialize``, ``memory_retry``, ``container_image``)
+and any other submit command or custom attribute (the ``[submit]`` table of ``condorkit.toml``,
+``--submit-cmd KEY=VALUE``, parsed by :func:`condorkit.model.config.parse_pairs`) into
+submit-file lines.
 Every key is checked and every value goes through :mod:`condorkit.condor.quoting`; then
 HTCondor's own parsers check them before anything is submitted (``htcondor2.Submit`` reads each
 line back unchanged; ``classad2`` parses every ClassAd expression), so a bad entry is a clear
@@ -37,6 +38,7 @@ OPTIONS = {
     "request_gpus": "request_gpus", "batch_name": "batch_name",
     "accounting_group": "accounting_group", "max_idle": "max_idle",
     "max_materialize": "max_materialize", "my.projectname": "project_name",
+    "container_image": "container_image",
 }
 #: submit commands whose value is a ClassAd expression (custom attributes are, too)
 EXPRESSIONS = frozenset({
@@ -175,6 +177,10 @@ def submit_commands(cfg: Any) -> tuple[SubmitCommand, ...]:
             raise ConfigError(f"{origin}: {cfg.batch_name!r} contains a double quote",
                               "leave the quotes out")
         cmds.append(SubmitCommand("batch_name", _q(submit_value, cfg.batch_name, origin), origin))
+    if cfg.container_image:
+        origin = f"option container_image ({_src(cfg, 'container_image')})"
+        cmds.append(SubmitCommand("container_image",
+                                  _q(submit_value, cfg.container_image, origin), origin))
     for name in ("request_gpus", "max_idle", "max_materialize"):
         cmd = _int_option(name, getattr(cfg, name), cfg)
         if cmd is not None:

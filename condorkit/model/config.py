@@ -72,6 +72,9 @@ class JobConfig:
         "late materialization: idle jobs at most"))
     max_materialize: int | None = field(default=None, metadata=_cli(
         "late materialization: jobs in the queue at most"))
+    container_image: str = field(default="", metadata=_cli(
+        "run every job in this container image (e.g. an apptainer .sif); the pool must support "
+        "it"))
     memory_retry: str = field(default="", metadata=_cli(
         "release a job held for exceeding its memory with twice its peak use, up to SIZE "
         "(e.g. 8GB)", metavar="SIZE"))
