@@ -35,6 +35,7 @@ from condorkit.condor.submit import (
 )
 from condorkit.errors import CondorError
 from condorkit.model.failures import FailureCause, describe, group
+from condorkit.model.fileio import open_regular
 from condorkit.model.results import valid_result
 from condorkit.model.states import POOL_END_STATES, POOL_STATES, State
 
@@ -163,7 +164,7 @@ def _host(slot: Any) -> str:
 def _tail(path: Path) -> str:
     """The last 8 KiB of a chunk's stderr ("" when unreadable)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or a device there must not hang `status`
             fh.seek(0, 2)
             fh.seek(max(0, fh.tell() - 8192))
             return fh.read().decode("utf-8", "replace")

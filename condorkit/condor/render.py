@@ -96,6 +96,7 @@ def submit_values(job: Job, dag: bool = False) -> dict[str, object]:
         "requirements": submit_expr(cfg.requirements, "requirements") if cfg.requirements else "",
         "max_retries": int(cfg.max_retries),
         "job_lease_duration": int(cfg.job_lease_duration or 0),
+        "chunk_timeout": int(cfg.chunk_timeout),
         "job_tag": json.dumps(job.manifest.sha256[:16]),
         "submit_commands": [c.line for c in extra],
         "extra_commands": extra,

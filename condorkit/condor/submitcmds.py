@@ -38,7 +38,7 @@ OPTIONS = {
     "request_gpus": "request_gpus", "batch_name": "batch_name",
     "accounting_group": "accounting_group", "max_idle": "max_idle",
     "max_materialize": "max_materialize", "my.projectname": "project_name",
-    "container_image": "container_image",
+    "container_image": "container_image", "allowed_job_duration": "chunk_timeout",
 }
 #: submit commands whose value is a ClassAd expression (custom attributes are, too)
 EXPRESSIONS = frozenset({

@@ -81,6 +81,9 @@ class JobConfig:
     submit_cmds: tuple[tuple[str, str], ...] = field(default=(), metadata=_cli(
         "any other submit command or +Attribute (repeatable; adds to the [submit] table of "
         "condorkit.toml)", "--submit-cmd", "KEY=VALUE"))
+    chunk_timeout: int = field(default=86400, metadata=_cli(
+        "seconds a chunk may run on the pool before it is held (allowed_job_duration; "
+        "default 86400)"))
     log_dir: str = field(default="logs", metadata=_cli("folder for HTCondor logs (default logs)"))
     results_dir: str = "results"
     template: str = field(default="submit.sub.j2", metadata=_cli(
@@ -107,6 +110,9 @@ class JobConfig:
                 raise bad(name, "must not be negative", f"set {name} to 0 or more")
         if self.job_lease_duration is not None and self.job_lease_duration < 1:
             raise bad("job_lease_duration", "must be positive seconds", "e.g. 1200")
+        if int(self.chunk_timeout) < 1:
+            raise bad("chunk_timeout", "must be positive seconds",
+                      "e.g. 86400 (a day); a chunk running longer is held with the reason")
         if not _SIZE.match(self.request_disk):
             raise bad("request_disk", f"{self.request_disk!r} is not a size",
                       "write e.g. 512MB or 2GB")
@@ -213,6 +219,9 @@ def read_project_file(job_dir: Path) -> dict[str, Any]:
     """Read ``condorkit.toml`` (top-level keys or a ``[job]`` table). Missing file: ``{}``."""
     path = job_dir / PROJECT_FILE
     if not path.is_file():
+        if path.exists() or path.is_symlink():  # never read a FIFO or a device (or ignore it)
+            what = "a dangling link" if not path.exists() else "not a regular file"
+            raise ConfigError(f"{path} is {what}", "make it a regular file, or remove it")
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
