@@ -220,7 +220,6 @@ def _htcondor() -> tuple[Any, Any]:
 def check_commands(cmds: Sequence[SubmitCommand], memory: str | None = None) -> None:
     """Check every command with HTCondor's parsers: ``htcondor2.Submit`` must read each line back
     unchanged and every expression (and an expression ``memory``) must parse as a ClassAd."""
-    htcondor2, classad2 = _htcondor()
     lines = [c.line for c in cmds]
     checks = list(cmds)
     if memory is not None and not _SIZE.match(str(memory).strip()):
@@ -228,6 +227,9 @@ def check_commands(cmds: Sequence[SubmitCommand], memory: str | None = None) -> 
                             True)
         lines.append(mem.line)
         checks.append(mem)
+    if not checks:  # nothing beyond the template's own values: no bindings needed
+        return
+    htcondor2, classad2 = _htcondor()
     try:
         sub = htcondor2.Submit("\n".join(lines) + "\n")
     except Exception as exc:
