@@ -44,7 +44,7 @@ from condorkit.local.scheduler import (
 )
 from condorkit.model.failures import FailureCause, group
 from condorkit.model.fileio import check_writable, open_append
-from condorkit.model.interpreter import ENV_VAR, job_env
+from condorkit.model.interpreter import ENV_VAR, bundle_brings_python, job_env
 from condorkit.model.job import Job
 from condorkit.model.joblock import job_lock
 from condorkit.model.layout import JOBLOG, SCRATCH_DIR, scratch_root, state_dir
@@ -161,7 +161,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     check_writable(state_dir(job.dir) / SCRATCH_DIR, "the scratch folder")
     base_env = dict(os.environ if env is None else env)
     base_env = job_env(base_env, job.config.python, job.config.sources.get("python", "default"),
-                       job.bundle is not None)
+                       bundle_brings_python(job.bundle))
     lock = job_lock(job.dir, "condorkit run")
     lock.__enter__()
     r = None

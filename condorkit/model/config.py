@@ -25,6 +25,9 @@ _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
 #: an extra per-chunk output: a plain file name with ``{start}`` (filled with the chunk's start)
 _OUTPUT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _EXPR = re.compile(r"^[^\x00-\x1f\x7f]*[A-Za-z(][^\x00-\x1f\x7f]*$")  # checked by HTCondor later
+#: where pool workers fetch the bundle (HTCondor's file-transfer plugins): a folder URL
+_BUNDLE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|osdf://|pelican://[A-Za-z0-9.-]+)"
+                         r"(/[A-Za-z0-9._~%+-]+)*/?$")
 _RELNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
@@ -50,6 +53,7 @@ class JobConfig:
     outputs: tuple[str, ...] = ()
     bundle: str = field(default="", metadata=_cli(
         "environment bundle tarball (see `condorkit bundle`)"))
+    bundle_url: str = ""  # where pool workers fetch the bundle (http, https, osdf folder URL)
     python: str = field(default="", metadata=_cli(
         "local runs: the interpreter for a .py program (default: the one running condorkit; "
         "a bundle's wins; pool workers use python3)"))
@@ -136,6 +140,10 @@ class JobConfig:
             if name.count("{start}") != 1 or not _OUTPUT.match(name.replace("{start}", "1")):
                 raise bad("outputs", f"{name!r} is not a per-chunk output file name",
                           'use a plain file name holding {start} once, e.g. "smaller-{start}.tar"')
+        if self.bundle_url and not _BUNDLE_URL.match(self.bundle_url):
+            raise bad("bundle_url", f"{self.bundle_url!r} is not an http(s)/osdf folder URL",
+                      'e.g. bundle_url = "https://files.example.org/envs/" (letters, digits, '
+                      "- _ . ~ % + in the path; no spaces, commas, quotes or query)")
         Columns.parse(self.columns)  # raises ConfigError when invalid
 
     def column_spec(self) -> Columns:

@@ -83,7 +83,10 @@ class Job:
 
     def arguments(self, start: int | str) -> tuple[str, ...]:
         """The wrapper's argument vector for the chunk starting at ``start`` (or a macro)."""
-        head: tuple[str, ...] = ("-b", self.bundle.name) if self.bundle else ()
+        head: tuple[str, ...] = ()
+        if self.bundle:
+            from condorkit.model.bundlecheck import bundle_check
+            head = ("-b", self.bundle.name, "-k", bundle_check(self.bundle).arg)
         return head + (self.program.name, rows_name(start), results_name(start))
 
     def outputs(self, start: int | str) -> tuple[str, ...]:
@@ -134,13 +137,19 @@ def _bundle_path(job_dir: Path, config: JobConfig, must_exist: bool) -> Path | N
         return None
     if config.bundle == AUTO_BUNDLE:
         from condorkit.model.bundle import expected_bundle
+        from condorkit.model.wheelset import expected_wheels
 
         req = job_dir / REQUIREMENTS
         if not req.is_file():
             raise ConfigError(f'bundle = "auto" needs {req}',
                               "list the job's packages there (e.g. pillow), or set bundle to "
                               "a tarball made by `condorkit bundle -r FILE`")
-        path = expected_bundle(job_dir, req)
+        # the wheel-set bundle (`condorkit bundle`), else the one with an interpreter
+        # (`condorkit bundle --ship-python`) for the current Python
+        path = expected_wheels(job_dir, req)
+        if not path.is_file():
+            shipped = expected_bundle(job_dir, req)
+            path = shipped if shipped.is_file() else path
     else:
         path = Path(config.bundle)
         path = path if path.is_absolute() else job_dir / path
