@@ -75,6 +75,9 @@ class JobConfig:
     memory_retry: str = field(default="", metadata=_cli(
         "release a job held for exceeding its memory with twice its peak use, up to SIZE "
         "(e.g. 8GB)", metavar="SIZE"))
+    container_image: str = field(default="", metadata=_cli(
+        "run every chunk in this container image: a .sif file or sandbox folder in the job "
+        "folder, an absolute path on the workers, or docker://NAME:TAG", metavar="IMAGE"))
     submit_cmds: tuple[tuple[str, str], ...] = field(default=(), metadata=_cli(
         "any other submit command or +Attribute (repeatable; adds to the [submit] table of "
         "condorkit.toml)", "--submit-cmd", "KEY=VALUE"))
