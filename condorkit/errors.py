@@ -83,6 +83,13 @@ class GraphError(CondorkitError):
     exit_code = 9
 
 
+class OutputError(CondorkitError):
+    """A file cannot be written: the path is not a regular file (a device, a FIFO, a folder, a
+    dangling link), its folder is missing or read-only, or the disk is full."""
+
+    exit_code = 10
+
+
 class Interrupted(CondorkitError):
     """The run was stopped by Ctrl-C or SIGTERM; a later run resumes."""
 

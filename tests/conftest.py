@@ -3,6 +3,8 @@ fixtures in a block of their own rather than editing another block."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ import pytest
 from support.httpserver import FaultyServer  # tests/ is on sys.path (rootdir conftest)
 
 from condorkit.demo import CorpusFile, write_corpus
+
+REPO = Path(__file__).resolve().parents[1]
 
 # ============================================================================ test data (demo)
 # photo_corpus: 12 small photo-like JPEGs of mixed variants (generated once per session).
@@ -69,6 +73,31 @@ def env_bundle(tmp_path_factory: pytest.TempPathFactory) -> Any:
     req = folder / "requirements.txt"
     req.write_text(BUNDLE_REQUIREMENTS, encoding="utf-8")
     return build_bundle(req, folder / "out")
+
+
+@pytest.fixture(scope="session")
+def wheels_bundle(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A wheel-set bundle (:mod:`condorkit.model.wheelset`) of the photodemo's requirements for
+    CPython 3.9-3.14 (manylinux2014): what `condorkit bundle` makes by default."""
+    from condorkit.model.wheelset import build_wheels
+
+    folder = tmp_path_factory.mktemp("wheels_bundle")
+    req = folder / "requirements.txt"
+    shutil.copy(REPO / "examples" / "photodemo" / "requirements.txt", req)
+    return build_wheels(req, folder / "out")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_node_cache_by_default() -> Iterator[None]:
+    """Wrappers started by tests on this host do not use the per-node bundle cache
+    (/var/tmp/...) unless a test asks for it; pool jobs do (their environment is the pool's)."""
+    old = os.environ.get("CONDORKIT_BUNDLE_CACHE")
+    os.environ["CONDORKIT_BUNDLE_CACHE"] = "off"
+    yield
+    if old is None:
+        os.environ.pop("CONDORKIT_BUNDLE_CACHE", None)
+    else:
+        os.environ["CONDORKIT_BUNDLE_CACHE"] = old
 
 
 # ======================================================================== end bundle (issue 4)

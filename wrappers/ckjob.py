@@ -7,13 +7,16 @@ results digest have exactly one implementation.
 Formats
 -------
 Rows file (``rows-START.jsonl``): line 1 is a header object
-``{"format": "condorkit-rows/1", "start": S, "count": N, "key": K, "columns": [...]}``;
-each further line is one manifest row ``{"row": R, "line": L, <column>: <value>, ...}``.
+``{"format": "condorkit-rows/1", "start": S, "count": N, "key": K, "options": O,
+"columns": [...]}`` (a piece of a chunk also has ``rows_key``); each further line is one
+manifest row ``{"row": R, "line": L, <column>: <value>, ...}``. K (or ``rows_key``) is
+:func:`rows_key` of O and the rows, so a job recomputes it from the rows it really read.
 
 Results file (``results-START.json``): one JSON object
 ``{"format": "condorkit-results/1", "start", "count", "key", "program", "host", "python",
 "started", "elapsed_s", "rows_per_s", ..., "records": [...], "digest": "sha256:..."}``.
-Each record has ``row`` and the row's columns, and either the program's values or ``error``.
+Each record has ``row`` and the row's columns, and either the program's values or ``error``;
+``rows_key`` is the key of the rows the job read (computed by :func:`read_rows`).
 ``digest`` covers every other field, so a truncated or hand-edited file is detected.
 
 Fetching
@@ -29,7 +32,9 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -41,6 +46,16 @@ import urllib.request
 ROWS_FORMAT = "condorkit-rows/1"
 RESULTS_FORMAT = "condorkit-results/1"
 FETCH_BLOCK = 1 << 16  # bytes read (and taken from the budget) at a time
+ROW_DEADLINE = 120.0  # default seconds for fetching one row's input, every attempt included
+_OBJECT_REPR = re.compile(r"<(?:_io|io)\.\w+ object at 0x[0-9a-fA-F]+>")
+
+
+def describe(exc, what=None):
+    """``Type: message`` of an exception for a row's ``error``, without object reprs such as
+    ``<_io.BytesIO object at 0x...>`` (they say nothing and differ from run to run): they are
+    replaced by ``what`` (e.g. the row's URL) or "the input"."""
+    text = _OBJECT_REPR.sub(lambda m: what or "the input", str(exc))
+    return "%s: %s" % (type(exc).__name__, text)
 
 
 def canonical(obj):
@@ -55,26 +70,60 @@ def results_digest(doc):
     return "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
 
 
-def read_rows(path):
-    """Read a rows file. Returns ``(header, rows)``; raises ValueError naming file and line."""
+def rows_key(options, rows):
+    """The key of a run over ``rows``: sha256 over ``options`` (the job's options hash) and each
+    row's canonical JSON without its ``line`` (so comments and blank lines change nothing).
+    condorkit's chunk key is exactly this over the chunk's rows, computed from the manifest."""
+    h = hashlib.sha256(options.encode("ascii"))
+    for row in rows:
+        rec = dict(row)
+        rec.pop("line", None)
+        h.update(json.dumps(rec, sort_keys=True, ensure_ascii=True).encode("ascii"))
+    return h.hexdigest()
+
+
+def read_rows(path, max_line=1 << 24):
+    """Read a rows file. Returns ``(header, rows)``; raises ValueError naming file and line.
+
+    When the header carries the job's ``options`` hash, the key of the rows actually read is
+    computed (:func:`rows_key`) and must equal the header's ``rows_key`` (a piece of a chunk) or
+    ``key`` (a whole chunk): a rows file whose rows were changed without its key is refused,
+    so no result is ever stamped with the key of other rows. ``header["rows_key"]`` is then the
+    computed key, which :func:`make_results` records. Lines longer than ``max_line`` are refused.
+    """
     rows = []
-    with open(path, "r", encoding="utf-8") as fh:
-        first = fh.readline()
+    with open(path, "rb") as fh:
+        first = fh.readline(max_line + 1)
         try:
-            header = json.loads(first)
+            header = json.loads(first.decode("utf-8"))
         except ValueError:
             raise ValueError("%s:1: not a condorkit rows file (bad header)" % path)
         if not isinstance(header, dict) or header.get("format") != ROWS_FORMAT:
             raise ValueError("%s:1: expected format %s" % (path, ROWS_FORMAT))
-        for lineno, line in enumerate(fh, start=2):
+        lineno = 1
+        while True:
+            line = fh.readline(max_line + 1)
+            if not line:
+                break
+            lineno += 1
+            if len(line) > max_line:
+                raise ValueError("%s:%d: line longer than %d bytes" % (path, lineno, max_line))
             try:
-                row = json.loads(line)
+                row = json.loads(line.decode("utf-8"))
             except ValueError:
                 raise ValueError("%s:%d: truncated or corrupt row" % (path, lineno))
             rows.append(row)
     if len(rows) != header.get("count"):
         raise ValueError("%s: header says %s rows, file has %d"
                          % (path, header.get("count"), len(rows)))
+    options = header.get("options")
+    if isinstance(options, str):
+        computed = rows_key(options, rows)
+        claimed = header.get("rows_key", header.get("key"))
+        if computed != claimed:
+            raise ValueError("%s: its rows do not match its key (the rows file was changed "
+                             "after condorkit wrote it); refusing to compute them" % path)
+        header["rows_key"] = computed
     return header, rows
 
 
@@ -118,6 +167,8 @@ def make_results(header, records, started, elapsed, program, extra=None):
         "errors": sum(1 for r in records if "error" in r),
         "records": records,
     }
+    if header.get("rows_key"):  # computed by read_rows from the rows actually read
+        doc["rows_key"] = header["rows_key"]
     if extra:
         doc.update(extra)
     doc["digest"] = results_digest(doc)
@@ -133,15 +184,18 @@ def write_results(path, doc):
 MAX_ROW = 2 ** 53  # row numbers stay exact in JSON and fit every array type
 
 
-def check_results(doc, expect_start=None, expect_count=None, expect_key=None):
+def check_results(doc, expect_start=None, expect_count=None, expect_key=None,
+                  expect_rows_key=None):
     """Return a list of problems with a results document (empty when it is valid).
 
     THE validity rule, used by the program's side and by every part of condorkit (local resume,
     pool submit and monitoring, aggregate): a ``condorkit-results/1`` object whose digest matches,
     whose ``start`` (>= 1) and ``count`` are integers, and whose records are objects carrying each
     integer row number start..start+count-1 exactly once (``1.0`` or ``true`` is not a row
-    number). ``expect_*`` also require these rows and this key. Raises ValueError when the
-    document holds NaN or Infinity (no digest can be computed for it).
+    number). ``expect_*`` also require these rows and this key; ``expect_rows_key`` the key of
+    the rows the results were computed from (recorded by :func:`make_results` from
+    :func:`read_rows`): a document without one, or with another, is refused. Raises ValueError
+    when the document holds NaN or Infinity (no digest can be computed for it).
     """
     problems = []
     if not isinstance(doc, dict):
@@ -163,6 +217,9 @@ def check_results(doc, expect_start=None, expect_count=None, expect_key=None):
         problems.append("count is %d, expected %d" % (count, expect_count))
     if expect_key is not None and doc.get("key") != expect_key:
         problems.append("key differs: results are for other rows, program or options")
+    if expect_rows_key is not None and doc.get("rows_key") != expect_rows_key:
+        problems.append("computed from other rows than this chunk's (rows_key %s)"
+                        % ("missing" if "rows_key" not in doc else "differs"))
     rows = [r.get("row") if isinstance(r, dict) else None for r in records]
     if any(x is not None and type(x) is not int for x in rows):
         problems.append("row numbers must be integers")
@@ -187,7 +244,7 @@ def map_rows(rows_path, out_path, fn, program=None, extra=None):
         try:
             rec.update(fn(row))
         except Exception as exc:  # a bad row never stops the chunk
-            rec["error"] = "%s: %s" % (type(exc).__name__, exc)
+            rec["error"] = describe(exc)
         records.append(rec)
     elapsed = time.perf_counter() - t0
     doc = make_results(header, records, started, elapsed,
@@ -249,17 +306,155 @@ class Budget:
             self.inflight -= 1
 
 
+class _Watch(object):
+    """The total deadline of one fetch: when it passes, every socket the fetch opened is shut
+    down, so whatever the fetch is blocked in (connect, interim responses, headers, a trickling
+    body) returns at once. Sockets are guarded through a duplicate descriptor, which stays valid
+    (and so can never be reused by another connection) until :meth:`close`."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.fired = False
+        self._socks = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self):
+        return self.deadline - time.monotonic()
+
+    def guard(self, sock):
+        dup = sock.dup()
+        with self._lock:
+            self._socks.append(dup)
+            if self.fired:
+                _shutdown(dup)
+
+    def _fire(self):
+        with self._lock:
+            self.fired = True
+            for s in self._socks:
+                _shutdown(s)
+
+    def close(self):
+        self._timer.cancel()
+        with self._lock:
+            for s in self._socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+            del self._socks[:]
+
+
+def _shutdown(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_local = threading.local()
+
+
+class _GuardedConnection(object):
+    """Mixin for http.client connections: connect within the time left and hand the socket to
+    the current fetch's :class:`_Watch`."""
+
+    def __init__(self, *args, **kwargs):
+        super(_GuardedConnection, self).__init__(*args, **kwargs)
+        self._create_connection = self._guarded_connection
+
+    def _guarded_connection(self, address, timeout=None, source_address=None):
+        watch = getattr(_local, "watch", None)
+        if watch is not None:
+            left = watch.left()
+            if left <= 0:
+                raise socket.timeout("deadline passed before connecting")
+            timeout = left if timeout is None else min(timeout, left)
+        sock = socket.create_connection(address, timeout, source_address)
+        if watch is not None:
+            watch.guard(sock)
+        return sock
+
+
+class _Response(http.client.HTTPResponse):
+    """Skips every interim response (``102 Processing``, ``103 Early Hints``, not only
+    ``100 Continue`` as http.client does) instead of taking it for the final one; the row's
+    deadline bounds a server that sends them for ever."""
+
+    def _read_status(self):
+        while True:
+            version, status, reason = http.client.HTTPResponse._read_status(self)
+            if not (100 < status < 200) or status == 101:
+                return version, status, reason
+            while True:  # the interim response's header lines, up to the blank line
+                line = self.fp.readline(65537)
+                if len(line) > 65536:
+                    raise http.client.LineTooLong("header line")
+                if line in (b"\r\n", b"\n", b""):
+                    break
+
+
+class _HTTPConnection(_GuardedConnection, http.client.HTTPConnection):
+    response_class = _Response
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_HTTPConnection, req)
+
+
+_HANDLERS = [_HTTPHandler]
+if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
+    class _HTTPSConnection(_GuardedConnection, http.client.HTTPSConnection):
+        response_class = _Response
+
+    class _HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(_HTTPSConnection, req, context=self._context)
+
+    _HANDLERS.append(_HTTPSHandler)
+
+
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http and https (urllib alone also follows ``ftp://``)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise FetchError("HTTP %d redirect to a %s URL (%s); only http and https are "
+                             "followed" % (code, scheme or "relative", _short(newurl)))
+        return urllib.request.HTTPRedirectHandler.redirect_request(
+            self, req, fp, code, msg, headers, newurl)
+
+
+def _short(text, limit=200):
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+_OPENER = urllib.request.build_opener(*(_HANDLERS + [_RedirectHandler]))
+
+
 def _http_get(url, budget, index, timeout, max_bytes, agent):
-    """One bounded HTTP GET: returns the body, raises FetchError(permanent) or OSError."""
+    """One bounded HTTP GET: returns the body, raises FetchError(permanent) or OSError.
+
+    Nothing of a failed attempt's body stays referenced: the parts are dropped before any
+    exception leaves this function (an exception's traceback keeps this frame alive).
+    """
     req = urllib.request.Request(url, headers={"User-Agent": agent})
     held = 0
+    parts = []
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with _OPENER.open(req, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise FetchError("body of %s bytes is larger than the %d-byte limit"
                                  % (length, max_bytes))
-            parts, got = [], 0
+            got = 0
             while True:
                 budget.acquire(FETCH_BLOCK, index)
                 held += FETCH_BLOCK
@@ -271,65 +466,124 @@ def _http_get(url, budget, index, timeout, max_bytes, agent):
                 if got > max_bytes:
                     raise FetchError("body is larger than the %d-byte limit" % max_bytes)
             body = b"".join(parts)
+            del parts[:]
             if length and length.isdigit() and len(body) < int(length):
-                raise OSError("connection closed after %d of %s bytes" % (len(body), length))
+                n = len(body)
+                body = b""
+                raise OSError("connection closed after %d of %s bytes" % (n, length))
     except urllib.error.HTTPError as exc:
+        del parts[:]
         budget.release(held)
-        if exc.code >= 500 or exc.code == 429:
-            raise OSError("HTTP %d %s" % (exc.code, exc.reason))
-        raise FetchError("HTTP %d %s" % (exc.code, exc.reason))
+        code, reason = exc.code, exc.reason
+        exc.close()
+        if code >= 500 or code == 429:
+            raise OSError("HTTP %d %s" % (code, reason))
+        raise FetchError("HTTP %d %s" % (code, reason))
     except BaseException:
+        del parts[:]
         budget.release(held)
         raise
     budget.release(held - len(body))  # keep exactly the body's bytes
     return body
 
 
-def fetch(url, *, timeout, retries, max_bytes, budget=None, index=0, agent="condorkit-job/1"):
+def _read_local(url, scheme, parsed, budget, index, max_bytes):
+    """A ``file://`` URL or a plain path: only a regular file on this machine is read."""
+    if scheme == "file" and parsed.netloc.lower() not in ("", "localhost"):
+        raise FetchError("file URL names the host %r: only local files can be read "
+                         "(file:///PATH or file://localhost/PATH)" % parsed.netloc)
+    path = urllib.parse.unquote(parsed.path) if scheme == "file" else url
+    if not os.path.isfile(path):
+        raise FetchError("no such file: %s" % path)
+    try:  # non-blocking: a FIFO swapped in after the check must not hang the row
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise FetchError("cannot read %s: %s" % (path, exc.strerror or exc))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise FetchError("not a regular file: %s" % path)
+        if st.st_size > max_bytes:
+            raise FetchError("file of %d bytes is larger than the %d-byte limit"
+                             % (st.st_size, max_bytes))
+        budget.acquire(st.st_size, index)
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            budget.release(st.st_size)
+            raise FetchError("cannot read %s: %s" % (path, exc.strerror or exc))
+    budget.release(st.st_size - len(data))
+    if len(data) > max_bytes:
+        budget.release(len(data))
+        raise FetchError("file is larger than the %d-byte limit" % max_bytes)
+    return data
+
+
+def fetch(url, *, timeout, retries, max_bytes, budget=None, index=0, agent="condorkit-job/1",
+          deadline=None):
     """Return the bytes of one input; the caller releases ``len(result)`` from ``budget``.
 
-    ``url`` is http/https, ``file://`` or a plain path. Each HTTP attempt waits at most
-    ``timeout`` seconds; a transient failure (connection error, timeout, HTTP 5xx or 429, a short
-    body) is retried ``retries`` more times with doubling pauses from 0.5 s; other HTTP errors,
-    bodies or files over ``max_bytes``, missing files and other schemes fail at once. ``index`` is
-    the row's position for ``budget`` (unbounded when None); ``agent`` is the User-Agent sent.
-    Every failure raises :class:`FetchError` with the reason to record.
+    ``url`` is http/https, ``file://`` (this machine only) or a plain path (a regular file).
+    Each HTTP wait (connect, a read) lasts at most ``timeout`` seconds; ``deadline`` (seconds,
+    None: none) bounds the whole fetch, every attempt and pause included: connecting, interim
+    ``1xx`` responses, headers and a trickling body all count. A transient failure (connection
+    error, timeout, HTTP 5xx or 429, a short body) is retried ``retries`` more times with
+    doubling pauses from 0.5 s; other HTTP errors, redirects to anything but http/https, bodies
+    or files over ``max_bytes``, missing files and other schemes fail at once. ``index`` is the
+    row's position for ``budget`` (unbounded when None); ``agent`` is the User-Agent sent.
+    Every failure raises :class:`FetchError` with the reason to record; it is raised afresh, so
+    it references no partial body.
     """
     budget = budget if budget is not None else Budget(1 << 62)
     parsed = urllib.parse.urlsplit(url)
     scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
     if scheme in ("", "file"):
-        path = urllib.parse.unquote(parsed.path) if scheme == "file" else url
-        if not os.path.isfile(path):
-            raise FetchError("no such file: %s" % path)
-        size = os.path.getsize(path)
-        if size > max_bytes:
-            raise FetchError("file of %d bytes is larger than the %d-byte limit"
-                             % (size, max_bytes))
-        budget.acquire(size, index)
+        reason = None
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(max_bytes + 1)
-        except OSError as exc:
-            budget.release(size)
-            raise FetchError("cannot read %s: %s" % (path, exc.strerror or exc))
-        budget.release(size - len(data))
-        return data
+            return _read_local(url, scheme, parsed, budget, index, max_bytes)
+        except FetchError as exc:
+            reason = str(exc)
+        raise FetchError(reason)
     if scheme not in ("http", "https"):
         raise FetchError("unsupported URL scheme %r" % scheme)
+    watch = _Watch(deadline) if deadline is not None else None
     delay = 0.5
-    for attempt in range(retries + 1):
-        budget.begin()
-        try:
-            return _http_get(url, budget, index, timeout, max_bytes, agent)
-        except FetchError:
-            raise
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            if attempt == retries:
-                raise FetchError("%s after %d attempt(s)" % (reason, attempt + 1))
-        finally:
-            budget.end()
-        time.sleep(delay)
-        delay *= 2
-    raise FetchError("unreachable")
+    reason = None
+    attempt = 0
+    try:
+        for attempt in range(1, retries + 2):
+            budget.begin()
+            _local.watch = watch
+            try:
+                data = _http_get(url, budget, index, timeout, max_bytes, agent)
+                if watch is not None and watch.fired:  # a shut-down body can look complete
+                    budget.release(len(data))
+                    data = None
+                    reason = "deadline"
+                else:
+                    return data
+            except FetchError as exc:
+                reason = "!" + str(exc)  # permanent
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                reason = str(getattr(exc, "reason", None) or exc)
+            finally:
+                _local.watch = None
+                budget.end()
+            if watch is not None and watch.fired:
+                reason = "deadline"
+            if reason == "deadline" or reason.startswith("!") or attempt > retries:
+                break
+            if watch is not None and watch.left() < delay:
+                reason = "deadline"
+                break
+            time.sleep(delay)
+            delay *= 2
+    finally:
+        if watch is not None:
+            watch.close()
+    if reason == "deadline":
+        raise FetchError("no complete response within the %g s deadline for a row "
+                         "(%d attempt(s))" % (deadline, attempt))
+    if reason.startswith("!"):
+        raise FetchError(reason[1:])
+    raise FetchError("%s after %d attempt(s)" % (reason, attempt))

@@ -19,7 +19,7 @@ from condorkit.cli.common import err
 from condorkit.cli.dag import add_dag_commands
 from condorkit.cli.local import add_local_commands
 from condorkit.cli.pool import add_pool_commands
-from condorkit.errors import CondorkitError
+from condorkit.errors import CondorkitError, OutputError
 from condorkit.version import __version__
 
 # ----------------------------------------------------------------------------- parser
@@ -44,11 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: commands that write the job folder's state (rows files, results, run records, DAG files)
+WRITES_STATE = frozenset({"mksubmit", "dry-run", "run", "submit", "resubmit", "dag"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The CLI boundary: parse, dispatch, map errors to exit codes."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in WRITES_STATE and not getattr(args, "status", False):
+            from condorkit.cli.common import job_dir_of
+            from condorkit.model.joblock import job_lock
+
+            # one lock around the whole command: its rows files stay the ones it runs
+            with job_lock(job_dir_of(args), f"condorkit {args.command}",
+                          wait=float(getattr(args, "lock_wait", 0.0) or 0.0)):
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except CondorkitError as exc:
         if args.verbose:
@@ -60,6 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as exc:  # a file or folder that cannot be used: one line, not a traceback
+        if args.verbose:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if exc.filename else ""
+        err(f"condorkit {args.command}: error: {exc.strerror or exc}{where}\n"
+            "  hint: check that path (free space, permissions); -v shows the traceback")
+        return OutputError.exit_code
 
 
 def mksubmit_main(argv: Sequence[str] | None = None) -> int:

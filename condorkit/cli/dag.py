@@ -145,6 +145,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if not args.graph:
         raise UsageError("no graph file given", "condorkit graph [OPTIONS] GRAPH [--] CMD...")
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if args.retries < 0:
+        raise UsageError(f"--retries must be 0 or more, got {args.retries}", "e.g. --retries 2")
+    if args.jobs < 1:
+        raise UsageError(f"-j needs at least 1 worker, got {args.jobs}", "e.g. -j 2")
+    if args.task_timeout is not None and not args.task_timeout > 0:
+        raise UsageError(f"--task-timeout must be positive seconds, got {args.task_timeout}",
+                         "e.g. --task-timeout 600")
     graph = read_graph(args.graph)
     if args.dag:
         from condorkit.condor.dag import collect_graph, write_graph_dag

@@ -172,6 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from condorkit.model.bundle import build_bundle
+    from condorkit.model.wheelset import build_wheels
 
     job_dir = job_dir_of(args)
     req: Path | None = Path(args.requirements or job_dir / "requirements.txt")
@@ -181,13 +182,20 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     if not args.json:
         err(f"bundle: {'reusing or ' if not args.force else ''}building the environment for "
             f"{req or 'no requirements'} in {out_dir} (a cold build downloads packages)")
-    res = build_bundle(req, out_dir, python=args.python, force=args.force)
+    ship = args.ship_python or args.python is not None or args.no_requirements
+    if ship:
+        res = build_bundle(req, out_dir, python=args.python, force=args.force)
+    else:
+        pythons = tuple(v.strip() for v in args.pythons.split(",") if v.strip())
+        res = build_wheels(req, out_dir, pythons=pythons, force=args.force)
     if args.json:
         emit_json(res)
         return 0
     how = "reused (unchanged)" if res.reused else f"built in {res.build_s:.1f}s"
+    what = (f"python {res.python}" if ship else
+            f"packages for CPython {res.python.replace('cp3', '3.')} (the worker's python3)")
     err(f"bundle: {res.path} {how}: {res.size_bytes / 1e6:.1f} MB, {res.files} files, "
-        f"python {res.python} for {res.arch}, needs glibc >= {res.glibc}")
+        f"{what} on {res.arch}, needs glibc >= {res.glibc}")
     err(f"  packages: {' '.join(res.packages) or '(none)'}")
     for w in res.warnings:
         err(f"  warning: {w}")
@@ -259,15 +267,24 @@ def add_local_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--chunk", type=int, default=20, help="rows per chunk in its condorkit.toml")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("bundle", parents=[common], help="pack the job's Python environment "
-                       "(interpreter + packages) into one tarball for the workers")
+    s = sub.add_parser("bundle", parents=[common], help="pack the job's packages (manylinux "
+                       "wheels for several CPython versions; or an interpreter with "
+                       "--ship-python) into one tarball for the workers")
     s.add_argument("-r", "--requirements", metavar="FILE",
                    help="pip requirements file (default: JOB/requirements.txt)")
     s.add_argument("--no-requirements", action="store_true",
-                   help="ship only the interpreter and its standard library")
+                   help="ship only the interpreter and its standard library (implies "
+                   "--ship-python)")
+    from condorkit.model.wheelset import DEFAULT_PYTHONS
+
+    s.add_argument("--pythons", default=",".join(DEFAULT_PYTHONS), metavar="3.X,...",
+                   help="CPython versions to pack wheels for (default: %(default)s)")
+    s.add_argument("--ship-python", action="store_true",
+                   help="ship an interpreter too (for workers without python3 >= 3.9); "
+                   "needs a glibc as new as this machine's")
     s.add_argument("-o", "--output", metavar="DIR", help="folder for the tarball (default: JOB)")
-    s.add_argument("--python", help="base interpreter to ship (default: the one running "
-                   "condorkit)")
+    s.add_argument("--python", help="with --ship-python: the base interpreter to ship "
+                   "(default: the one running condorkit)")
     s.add_argument("--force", action="store_true", help="rebuild even if an identical bundle "
                    "exists (e.g. to pick up newer versions of unpinned packages)")
     s.set_defaults(func=cmd_bundle)

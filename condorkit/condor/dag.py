@@ -47,6 +47,7 @@ from condorkit.condor.quoting import (
 from condorkit.condor.render import environment, submit_values
 from condorkit.condor.submitcmds import SubmitCommand, check_rendered
 from condorkit.errors import GraphError, RenderError, UsageError
+from condorkit.model.fileio import write_output
 from condorkit.model.graph import (
     FAILURE,
     SKIPPED,
@@ -96,10 +97,13 @@ def _render(env: jinja2.Environment, name: str, values: dict[str, object]) -> st
 
 
 def _write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a file of the DAG (user-named: never replaces what is not a regular file)."""
     data = text.encode("utf-8")
-    if not path.is_file() or path.read_bytes() != data:
-        ckjob.atomic_write_bytes(str(path), data)
-    os.chmod(path, mode)
+    regular = path.is_file() and not path.is_symlink()
+    if not regular or path.read_bytes() != data:
+        write_output(path, data, "DAG file", mode=mode)
+    else:
+        os.chmod(path, mode)
 
 
 def _rescue_files(dag: Path) -> list[Path]:
@@ -174,7 +178,8 @@ sys.exit(main())
 # The FINAL node's zipapp carries the standard-library-only modules aggregation imports.
 _AGG_PACKAGES = (("condorkit", "condorkit/", ("__init__.py", "errors.py", "version.py")),
                  ("condorkit.model", "condorkit/model/", ("__init__.py", "results.py",
-                                                          "layout.py", "validity.py")),
+                                                          "layout.py", "validity.py",
+                                                          "fileio.py")),
                  ("condorkit.report", "condorkit/report/", ("__init__.py", "aggregate.py",
                                                             "chart.py")),
                  ("condorkit.wrappers", "condorkit/wrappers/", ("__init__.py", "ckjob.py")))

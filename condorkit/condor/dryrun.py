@@ -15,7 +15,7 @@ from pathlib import Path
 from condorkit.condor.render import render_submit
 from condorkit.condor.submit import expand_item, parse_items
 from condorkit.errors import UsageError
-from condorkit.model.interpreter import job_env
+from condorkit.model.interpreter import bundle_brings_python, job_env
 from condorkit.model.job import Job
 from condorkit.model.layout import scratch_root
 from condorkit.model.scratch import ScratchSpec, execute
@@ -59,6 +59,8 @@ def dry_run(job: Job, index: int = 0) -> DryRunResult:
     base = Path(ex.initialdir or job.dir)
 
     def resolve(name: str) -> Path:
+        if "://" in name and job.bundle is not None and name.rsplit("/", 1)[-1] == job.bundle.name:
+            return job.bundle  # bundle_url: the local copy (the wrapper checks its sha256)
         p = Path(name)
         return p if p.is_absolute() else base / p
 
@@ -66,7 +68,7 @@ def dry_run(job: Job, index: int = 0) -> DryRunResult:
                        tuple(resolve(f) for f in ex.transfer_input_files),
                        ex.transfer_output_files, f"dry-run-{index}")
     env = job_env(os.environ, job.config.python, job.config.sources.get("python", "default"),
-                  job.bundle is not None)
+                  bundle_brings_python(job.bundle))
     a = execute(spec, scratch_root(job.dir), env, job.config.request_cpus)
     chunk = job.chunks[index]
     return DryRunResult(index, chunk.start, chunk.count, a.scratch, ex.executable, ex.arguments,

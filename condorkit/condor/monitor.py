@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from condorkit.condor import queueads
 from condorkit.condor.submit import (
     CONFIG_HINT,
     ChunkEntry,
@@ -35,6 +36,7 @@ from condorkit.condor.submit import (
 )
 from condorkit.errors import CondorError
 from condorkit.model.failures import FailureCause, describe, group
+from condorkit.model.fileio import open_regular
 from condorkit.model.results import valid_result
 from condorkit.model.states import POOL_END_STATES, POOL_STATES, State
 
@@ -46,9 +48,7 @@ SPOOLING_INPUT = 16  # HoldReasonCode of a freshly spooled job: transient, not a
 RETRIEVED = "condorkit: outputs retrieved"  # RemoveReason of a spooled job after retrieval
 _PROJECTION = ["ProcId", "JobStatus", "HoldReason", "HoldReasonCode", "ExitCode", "ExitBySignal",
                "ExitSignal", "NumJobStarts", "RemoteHost", "LastRemoteHost", "RemoveReason",
-               "RemoteWallClockTime", "CompletionDate", "CondorkitStart", "PeriodicRelease",
-               "NumHolds", "HoldReasonSubCode", "RequestMemory", "MemoryUsage",
-               "ResidentSetSize"]
+               "RemoteWallClockTime", "CompletionDate", "CondorkitStart", *queueads.PROJECTION]
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,7 @@ class RunStatus:
 
     @property
     def finished(self) -> bool:
-        """No chunk can change any more without help (held chunks wait for a human, unless the
-        job's own periodic_release, e.g. condorkit's memory_retry, will release them)."""
+        """No chunk can change without help (held: a human, or its own periodic_release)."""
         return all(c.state in POOL_END_STATES and not c.releasing for c in self.chunks)
 
     @property
@@ -163,7 +162,7 @@ def _host(slot: Any) -> str:
 def _tail(path: Path) -> str:
     """The last 8 KiB of a chunk's stderr ("" when unreadable)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or a device there must not hang `status`
             fh.seek(0, 2)
             fh.seek(max(0, fh.tell() - 8192))
             return fh.read().decode("utf-8", "replace")
@@ -192,7 +191,7 @@ class RunWatcher:
         self._checked: dict[Path, tuple[float, int, str]] = {}
         self._entries = {c.proc: c for c in record.chunks}
         self.in_queue: set[int] = set()
-        self.unmaterialized_from: int | None = None  # late materialization: procs not made yet
+        self.first_unmade: int | None = None  # late materialization (queueads)
 
     @property
     def schedd(self) -> Any:
@@ -243,22 +242,13 @@ class RunWatcher:
 
     def query_queue(self) -> dict[int, Any]:
         try:  # one query: the jobs, and the cluster ad of a late-materializing cluster
-            ads = self.schedd.query(f"ClusterId == {self.record.cluster}",
-                                    projection=[*_PROJECTION, "JobMaterializeNextProcId"],
+            ads = self.schedd.query(f"ClusterId == {self.record.cluster}", projection=_PROJECTION,
                                     opts=self._htcondor.QueryOpt.IncludeClusterAd)
         except Exception as exc:
             raise CondorError(f"cannot query the schedd {self.record.schedd.name!r} for cluster "
                               f"{self.record.cluster}: {exc}", CONFIG_HINT) from exc
-        cluster_ad = next((ad for ad in ads if "ProcId" not in ad), None)
-        nxt = None if cluster_ad is None else _plain(cluster_ad.get("JobMaterializeNextProcId"))
-        self.unmaterialized_from = nxt if isinstance(nxt, int) else None
-        return {int(ad["ProcId"]): ad for ad in ads
-                if "ProcId" in ad and int(ad["ProcId"]) in self._entries}
-
-    def _unmaterialized(self, proc: int) -> bool:
-        """Not made yet by the cluster's factory (late materialization): waiting, not lost."""
-        return (self.unmaterialized_from is not None and proc >= self.unmaterialized_from
-                and proc not in self.in_queue and proc not in self._events)
+        jobs, self.first_unmade = queueads.split_cluster_ad(ads)
+        return {int(ad["ProcId"]): ad for ad in jobs if int(ad["ProcId"]) in self._entries}
 
     def query_history(self, procs: list[int]) -> None:
         """Fetch the history ads of ``procs`` that left the queue (cached: they never change)."""
@@ -303,8 +293,8 @@ class RunWatcher:
                          "only")
         queue = self.query_queue()
         self.in_queue = set(queue)
-        self.query_history([p for p in self._entries
-                            if p not in queue and not self._unmaterialized(p)])
+        unmade = queueads.unmade(self._entries, queue, self._events, self.first_unmade)
+        self.query_history([p for p in self._entries if p not in queue and p not in unmade])
         chunks = []
         for entry in self.record.chunks:
             ad = queue.get(entry.proc)
@@ -312,10 +302,9 @@ class RunWatcher:
             if start is not None and start != entry.start:
                 notes.append(f"job {self.record.cluster}.{entry.proc} runs rows from {start}, "
                              f"the run record says {entry.start}")
-            if self._unmaterialized(entry.proc):
+            if entry.proc in unmade:  # late materialization: waiting, not lost
                 chunks.append(ChunkStatus(entry.index, entry.start, entry.count, entry.proc,
-                                          State.IDLE, 0, None, "",
-                                          reason="not materialized yet (max_materialize)"))
+                                          State.IDLE, 0, None, "", reason=queueads.UNMADE))
                 continue
             chunks.append(self._chunk(entry, ad, self._history.get(entry.proc),
                                       self._events.get(entry.proc)))
@@ -353,14 +342,12 @@ class RunWatcher:
                     exit_code = 0  # its valid results are the best evidence left
         state = State.FAILED if job_status == "removed" else State(job_status)
         reason = problem = ""
-        releasing = job_status == "held" and qad is not None and _releasing(qad)
+        releasing = job_status == "held" and qad is not None and queueads.releasing(qad)
         if job_status == "held":
             reason = f"held: {hold_reason or 'no reason given'}"
             if hold_code is not None:
                 reason += f" (HoldReasonCode {hold_code})"
-            if releasing:
-                reason += f"; its periodic_release releases it (request_memory now " \
-                          f"{_plain(qad.eval('RequestMemory'))} MB)"
+            reason += queueads.release_note(qad) if releasing else ""
         elif job_status in ("completed", "removed"):
             if by_signal:
                 state, reason = State.FAILED, f"killed by signal {signal}"
@@ -406,14 +393,6 @@ class RunWatcher:
             for h in e.hosts:
                 counts[h] = counts.get(h, 0) + 1
         return counts
-
-
-def _releasing(ad: Any) -> bool:
-    """Whether a held job's own PeriodicRelease is true now (the schedd will release it)."""
-    try:
-        return ad.get("PeriodicRelease") is not None and ad.eval("PeriodicRelease") is True
-    except Exception:  # an expression the bindings cannot evaluate here: not releasing
-        return False
 
 
 def status(record: RunRecord) -> RunStatus:
@@ -555,32 +534,3 @@ def where(record: RunRecord) -> Where:
     hosts = tuple(sorted((HostCount(h, r[0], r[1], r[2], r[3], max(attempts.get(h, 0), r[0]))
                           for h, r in rows.items()), key=lambda x: (-x.chunks, x.host)))
     return Where(record.cluster, hosts, unplaced)
-
-
-def queued_chunks(job_dir: Path, schedd_name: str | None = None) -> dict[int, str]:
-    """Chunks of this job folder that some job in the queue is still working on.
-
-    Asks the schedd for every job whose (submit) folder is ``job_dir``, whichever way it was
-    submitted, and returns ``{start: "CLUSTER.PROC state"}`` for those idle, running, held, or
-    finished but waiting for their spooled outputs to be retrieved.
-    """
-    import json
-
-    from condorkit.condor.submit import locate_schedd
-
-    schedd, _ = locate_schedd(schedd_name)
-    folder = json.dumps(str(job_dir.resolve()))
-    try:
-        ads = schedd.query(f"(Iwd == {folder} || SUBMIT_Iwd == {folder}) && JobStatus != 3",
-                           projection=["ClusterId", "ProcId", "JobStatus", "CondorkitStart",
-                                       "SUBMIT_Iwd"])
-    except Exception as exc:
-        raise CondorError(f"cannot query the schedd for jobs of {job_dir}: {exc}",
-                          CONFIG_HINT) from exc
-    out = {}
-    for ad in ads:
-        start, code = _plain(ad.get("CondorkitStart")), _plain(ad.get("JobStatus"))
-        if not isinstance(start, int) or (code == 4 and _plain(ad.get("SUBMIT_Iwd")) is None):
-            continue  # not a condorkit chunk, or completed and about to leave the queue
-        out[start] = f"{ad['ClusterId']}.{ad['ProcId']} {_JOB_STATUS.get(int(code or 0), code)}"
-    return out

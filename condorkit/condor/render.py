@@ -58,6 +58,14 @@ def _relative(job: Job, p: Path) -> str:
         return str(p)
 
 
+def _transfer_name(job: Job, p: Path) -> str:
+    """How the submit file names an input: relative to the job folder; the bundle by its URL
+    when ``bundle_url`` is set (HTCondor's http(s)/osdf plugin fetches it on the worker)."""
+    if job.config.bundle_url and job.bundle is not None and p == job.bundle:
+        return job.config.bundle_url.rstrip("/") + "/" + p.name
+    return _relative(job, p)
+
+
 def extra_commands(job: Job, dag: bool = False) -> tuple[str, tuple[SubmitCommand, ...]]:
     """(request_memory, the other extra submit commands) of the job, checked by HTCondor's
     parsers. ``dag``: without max_idle/max_materialize (a DAG node is one job; DAGMan throttles)."""
@@ -91,7 +99,8 @@ def submit_values(job: Job, dag: bool = False) -> dict[str, object]:
         "executable": submit_value(str(job.wrapper), "executable"),
         "arguments": submit_args(job.arguments(START_MACRO), keep=KEEP),
         "transfer_input_files": submit_file_list(
-            [_relative(job, p) for p in job.inputs(START_MACRO)], "transfer_input_files", KEEP),
+            [_transfer_name(job, p) for p in job.inputs(START_MACRO)], "transfer_input_files",
+            KEEP),
         "transfer_output_files": submit_file_list(outs, "transfer_output_files", KEEP),
         "transfer_output_remaps": '"' + ";".join(
             submit_file_list([f"{o}={cfg.results_dir}/{o}"], "transfer_output_remaps", KEEP)
@@ -103,6 +112,7 @@ def submit_values(job: Job, dag: bool = False) -> dict[str, object]:
         "requirements": submit_expr(cfg.requirements, "requirements") if cfg.requirements else "",
         "max_retries": int(cfg.max_retries),
         "job_lease_duration": int(cfg.job_lease_duration or 0),
+        "chunk_timeout": int(cfg.chunk_timeout),
         "job_tag": json.dumps(job.manifest.sha256[:16]),
         "submit_commands": [c.line for c in extra],
         "extra_commands": extra,

@@ -2,9 +2,9 @@
 
 Owns turning the options real pools need (``project_name``, ``request_gpus``, ``batch_name``,
 ``accounting_group``, ``max_idle``, ``max_materialize``, ``memory_retry``, ``container_image``)
-and any other submit
-command or custom attribute (the ``[submit]`` table of ``condorkit.toml``, ``--submit-cmd
-KEY=VALUE``, parsed by :func:`condorkit.model.config.parse_pairs`) into submit-file lines.
+and any other submit command or custom attribute (the ``[submit]`` table of ``condorkit.toml``,
+``--submit-cmd KEY=VALUE``, parsed by :func:`condorkit.model.config.parse_pairs`) into
+submit-file lines.
 Every key is checked and every value goes through :mod:`condorkit.condor.quoting`; then
 HTCondor's own parsers check them before anything is submitted (``htcondor2.Submit`` reads each
 line back unchanged; ``classad2`` parses every ClassAd expression), so a bad entry is a clear
@@ -39,7 +39,7 @@ OPTIONS = {
     "request_gpus": "request_gpus", "batch_name": "batch_name",
     "accounting_group": "accounting_group", "max_idle": "max_idle",
     "max_materialize": "max_materialize", "my.projectname": "project_name",
-    "container_image": "container_image",
+    "container_image": "container_image", "allowed_job_duration": "chunk_timeout",
 }
 #: submit commands whose value is a ClassAd expression (custom attributes are, too)
 EXPRESSIONS = frozenset({
@@ -205,14 +205,14 @@ def submit_commands(cfg: Any) -> tuple[SubmitCommand, ...]:
             raise ConfigError(f"{origin}: {cfg.batch_name!r} contains a double quote",
                               "leave the quotes out")
         cmds.append(SubmitCommand("batch_name", _q(submit_value, cfg.batch_name, origin), origin))
+    if cfg.container_image:
+        cmds.append(container_command(cfg))
     for name in ("request_gpus", "max_idle", "max_materialize"):
         cmd = _int_option(name, getattr(cfg, name), cfg)
         if cmd is not None:
             cmds.append(cmd)
     if cfg.memory_retry:
         cmds.extend(memory_retry_commands(cfg))
-    if getattr(cfg, "container_image", ""):
-        cmds.append(container_command(cfg))
     seen = {c.key.lower() for c in cmds}
     for raw, value in cfg.submit_cmds:
         origin = f"[submit] {raw} ({_src(cfg, 'submit_cmds')})"
@@ -246,7 +246,6 @@ def _htcondor() -> tuple[Any, Any]:
 def check_commands(cmds: Sequence[SubmitCommand], memory: str | None = None) -> None:
     """Check every command with HTCondor's parsers: ``htcondor2.Submit`` must read each line back
     unchanged and every expression (and an expression ``memory``) must parse as a ClassAd."""
-    htcondor2, classad2 = _htcondor()
     lines = [c.line for c in cmds]
     checks = list(cmds)
     if memory is not None and not _SIZE.match(str(memory).strip()):
@@ -254,6 +253,9 @@ def check_commands(cmds: Sequence[SubmitCommand], memory: str | None = None) -> 
                             True)
         lines.append(mem.line)
         checks.append(mem)
+    if not checks:  # nothing beyond the template's own values: no bindings needed
+        return
+    htcondor2, classad2 = _htcondor()
     try:
         sub = htcondor2.Submit("\n".join(lines) + "\n")
     except Exception as exc:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from condorkit.errors import UsageError
 from condorkit.model.chunking import Chunk
 from condorkit.model.job import Job
 from condorkit.model.layout import (
@@ -47,7 +48,7 @@ from condorkit.wrappers import ckjob
 PIECE_FORMAT = "condorkit-piece/1"
 # metadata fields every results document has; anything else a program adds is "extra"
 _STANDARD = {"format", "start", "count", "key", "program", "host", "python", "started",
-             "elapsed_s", "rows_per_s", "errors", "records", "digest"}
+             "elapsed_s", "rows_per_s", "errors", "records", "digest", "rows_key"}
 
 
 @dataclass(frozen=True)
@@ -107,22 +108,41 @@ def rows_path(job: Job, chunk: Chunk) -> Path:
     return chunk_dir(job.dir) / rows_name(chunk.start)
 
 
-def write_piece_rows(job: Job, piece: Piece, dest: Path) -> Path:
-    """Write the rows file of a (non-whole) piece into folder ``dest``; return its path."""
+def chunk_rows(job: Job, chunk: Chunk) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and rows of a chunk's rows file, checked against the key the job computed
+    from the manifest: a rows file changed since (another mksubmit, a hand edit) is an error."""
+    path = rows_path(job, chunk)
+    try:
+        header, rows = ckjob.read_rows(str(path))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot use {path}: {exc}", "run the command again (it rewrites "
+                         "the rows files from the manifest)") from None
+    if header.get("rows_key") != job.keys[chunk.index]:
+        raise UsageError(f"{path} holds other rows than the manifest did when this command "
+                         "started (changed by another mksubmit or run?)",
+                         "run the command again; finished chunks are kept")
+    return header, rows
+
+
+def write_piece_rows(job: Job, piece: Piece, dest: Path) -> str:
+    """Write the rows file of a (non-whole) piece into folder ``dest``; return the key of its
+    rows (:func:`ckjob.rows_key`), which the results of the piece must carry as ``rows_key``.
+    Only rows that still match the chunk keys computed from the manifest are used."""
     header: dict[str, Any] = {}
     lines: list[bytes] = []
+    picked: list[dict[str, Any]] = []
     for i in piece.chunks:
         chunk = job.chunks[i]
-        with open(rows_path(job, chunk), "rb") as fh:
-            header = json.loads(fh.readline())
-            for row, line in enumerate(fh, start=chunk.start):
-                if piece.start <= row <= piece.end:
-                    lines.append(line if line.endswith(b"\n") else line + b"\n")
-    header.update(start=piece.start, count=piece.count, key=piece.key)
-    path = dest / piece.rows_file
-    with open(path, "wb") as fh:
+        header, rows = chunk_rows(job, chunk)
+        for row, rec in enumerate(rows, start=chunk.start):
+            if piece.start <= row <= piece.end:
+                picked.append(rec)
+                lines.append(json.dumps(rec, sort_keys=True).encode() + b"\n")
+    key = ckjob.rows_key(header["options"], picked)
+    header.update(start=piece.start, count=piece.count, key=piece.key, rows_key=key)
+    with open(dest / piece.rows_file, "wb") as fh:
         fh.write(json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines))
-    return path
+    return key
 
 
 def parts_dir(job: Job) -> Path:
@@ -179,7 +199,8 @@ def assemble(job: Job, chunk: Chunk, parts: Sequence[tuple[Piece, dict[str, Any]
         mine = [r for r in doc["records"] if chunk.start <= r["row"] <= chunk.end]
         records.extend(mine)
         share = len(mine) / max(piece.count, 1)
-        entry = {k: v for k, v in doc.items() if k not in ("format", "key", "records", "digest")}
+        entry = {k: v for k, v in doc.items()
+                 if k not in ("format", "key", "records", "digest", "rows_key")}
         entry["elapsed_s"] = round(float(doc.get("elapsed_s") or 0.0) * share, 6)
         meta.append(entry)
     records.sort(key=lambda r: r["row"])
@@ -194,8 +215,9 @@ def assemble(job: Job, chunk: Chunk, parts: Sequence[tuple[Piece, dict[str, Any]
         "elapsed_s": elapsed,
         "rows_per_s": round(len(records) / elapsed, 6) if elapsed > 0 else None,
         "errors": sum(1 for r in records if "error" in r),
+        "rows_key": job.keys[chunk.index],  # every part was checked against its rows' key
     }
-    extras = {k for m in meta for k in m} - _STANDARD
+    extras = {k for m in meta for k in m} - _STANDARD - {"rows_key"}
     for k in sorted(extras):  # a program's own fields: kept when every part agrees
         values = [m.get(k) for m in meta]
         if all(v == values[0] for v in values):

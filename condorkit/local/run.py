@@ -22,7 +22,7 @@ Every attempt is one line of a tab-separated joblog. Library code only: prints n
 
 from __future__ import annotations
 
-import fcntl
+import math
 import os
 import shutil
 import signal
@@ -43,9 +43,11 @@ from condorkit.local.scheduler import (
     killpg,
 )
 from condorkit.model.failures import FailureCause, group
-from condorkit.model.interpreter import ENV_VAR, job_env
+from condorkit.model.fileio import check_writable, open_append
+from condorkit.model.interpreter import ENV_VAR, bundle_brings_python, job_env
 from condorkit.model.job import Job
-from condorkit.model.layout import JOBLOG, run_lock, scratch_root
+from condorkit.model.joblock import job_lock
+from condorkit.model.layout import JOBLOG, SCRATCH_DIR, scratch_root, state_dir
 from condorkit.model.states import State
 
 __all__ = ["ChunkOutcome", "RunProgress", "RunReport", "default_workers", "run"]
@@ -123,20 +125,6 @@ def default_workers() -> int:
 
 
 
-def _lock(job: Job) -> int:
-    fd = os.open(run_lock(job.dir), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise UsageError(f"another `condorkit run` is running in {job.dir}",
-                         "wait for it to finish, or stop it (Ctrl-C); it keeps finished chunks"
-                         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
-
-
 def run(job: Job, workers: int = 0, retries: int | None = None, *,
         dispatch: str = "balanced", granularity: str = "auto",
         speculate_after: float | None = 10.0, backoff: float = 1.0,
@@ -157,15 +145,28 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
                          "dispatch: balanced or random; granularity: auto or chunk")
     workers = workers or job.config.workers or default_workers()
     retries = job.config.local_retries if retries is None else retries
-    joblog = joblog or job.log_dir / JOBLOG
-    joblog.parent.mkdir(parents=True, exist_ok=True)
-    job.results_dir.mkdir(parents=True, exist_ok=True)
+    if retries < 0:
+        raise UsageError(f"retries must be 0 or more, got {retries}",
+                         "e.g. --retries 2 (extra attempts after a failed one)")
+    if not (backoff >= 0 and math.isfinite(backoff)):
+        raise UsageError(f"backoff must be 0 or more seconds, got {backoff}", "e.g. --backoff 1")
+    if speculate_after is not None and not speculate_after >= 0:
+        raise UsageError(f"speculate_after must be 0 or more seconds, got {speculate_after}",
+                         "e.g. --speculate-after 10, or --no-speculate")
+    if joblog is None:
+        joblog = job.log_dir / JOBLOG
+        check_writable(job.log_dir, "the log folder")
+    open_append(joblog, "the joblog").close()  # refuses a FIFO, a device, a missing folder
+    check_writable(job.results_dir, "the results folder")
+    check_writable(state_dir(job.dir) / SCRATCH_DIR, "the scratch folder")
     base_env = dict(os.environ if env is None else env)
     base_env = job_env(base_env, job.config.python, job.config.sources.get("python", "default"),
-                       job.bundle is not None)
-    lock = _lock(job)
+                       bundle_brings_python(job.bundle))
+    lock = job_lock(job.dir, "condorkit run")
+    lock.__enter__()
     r = None
     old: dict[int, Any] = {}
+    failing = False
     try:
         for d in scratch_root(job.dir).iterdir():
             if d.name.startswith(("chunk-", "piece-")):
@@ -204,6 +205,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
         if r.stop:
             r.kill_all("interrupted")
     except BaseException:
+        failing = True
         if r is not None:
             try:
                 r.kill_all("interrupted")
@@ -214,9 +216,15 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)
-        if r is not None:
-            r.log.close()
-        os.close(lock)
+        try:
+            if r is not None:
+                try:
+                    r.log.close()
+                except OSError:
+                    if not failing:  # else the first error is the one to report
+                        raise
+        finally:
+            lock.__exit__(None, None, None)
     outcomes = [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, State.SKIPPED, 0)
                 for i in skipped]
     outcomes += [ChunkOutcome(job.chunks[i].start, job.chunks[i].count, st.status, st.attempts,

@@ -139,6 +139,7 @@ class _Copy:
     speculative: bool
     solo: bool
     killed: str = ""
+    rows_key: str = ""  # the key of the rows placed in the scratch folder
 
 
 @dataclass
@@ -239,16 +240,21 @@ class Scheduler:
     def launch(self, piece: Piece, tries: int, slot: int, solo: bool, speculative: bool) -> None:
         job = self.job
         inputs = (job.program, job.ckjob, *job.extra_inputs, *([job.bundle] if job.bundle else []))
-        scratch = make_scratch(self.root, piece.label, job.wrapper, inputs)
-        if piece.whole:
-            place(rows_path(job, job.chunks[piece.chunks[0]]), scratch / piece.rows_file)
-        else:
-            write_piece_rows(job, piece, scratch)
+        keys: list[str] = []  # the key of the rows placed: the results must carry it
+
+        def rows(scratch: Path) -> None:
+            if piece.whole:
+                place(rows_path(job, job.chunks[piece.chunks[0]]), scratch / piece.rows_file)
+                keys.append(job.keys[piece.chunks[0]])
+            else:
+                keys.append(write_piece_rows(job, piece, scratch))
+
+        scratch = make_scratch(self.root, piece.label, job.wrapper, inputs, fill=rows)
         proc = start(scratch, job.wrapper.name, job.arguments(piece.start),
                      worker_env(self.env, job.config.request_cpus))
         self.seq += 1
         copy = _Copy(piece, tries, slot, self.seq, proc, scratch, time.perf_counter(), time.time(),
-                     speculative, solo)
+                     speculative, solo, rows_key=keys[0])
         self.running.append(copy)
         self.attempts += 1
         for i in piece.chunks:
@@ -314,7 +320,7 @@ class Scheduler:
             outcome, note = "superseded", "another copy finished first"
         elif rc == 0:
             doc, why = read_valid(copy.scratch / piece.results_file, piece.start, piece.count,
-                                  piece.key)
+                                  piece.key, copy.rows_key)
             missing = [o for o in self.job.outputs(piece.start)
                        if doc is not None and not (copy.scratch / o).is_file()]
             if missing:

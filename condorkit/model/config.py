@@ -25,6 +25,9 @@ _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
 #: an extra per-chunk output: a plain file name with ``{start}`` (filled with the chunk's start)
 _OUTPUT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _EXPR = re.compile(r"^[^\x00-\x1f\x7f]*[A-Za-z(][^\x00-\x1f\x7f]*$")  # checked by HTCondor later
+#: where pool workers fetch the bundle (HTCondor's file-transfer plugins): a folder URL
+_BUNDLE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|osdf://|pelican://[A-Za-z0-9.-]+)"
+                         r"(/[A-Za-z0-9._~%+-]+)*/?$")
 _RELNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
@@ -50,6 +53,7 @@ class JobConfig:
     outputs: tuple[str, ...] = ()
     bundle: str = field(default="", metadata=_cli(
         "environment bundle tarball (see `condorkit bundle`)"))
+    bundle_url: str = ""  # where pool workers fetch the bundle (http, https, osdf folder URL)
     python: str = field(default="", metadata=_cli(
         "local runs: the interpreter for a .py program (default: the one running condorkit; "
         "a bundle's wins; pool workers use python3)"))
@@ -72,15 +76,18 @@ class JobConfig:
         "late materialization: idle jobs at most"))
     max_materialize: int | None = field(default=None, metadata=_cli(
         "late materialization: jobs in the queue at most"))
-    memory_retry: str = field(default="", metadata=_cli(
-        "release a job held for exceeding its memory with twice its peak use, up to SIZE "
-        "(e.g. 8GB)", metavar="SIZE"))
     container_image: str = field(default="", metadata=_cli(
         "run every chunk in this container image: a .sif file or sandbox folder in the job "
         "folder, an absolute path on the workers, or docker://NAME:TAG", metavar="IMAGE"))
+    memory_retry: str = field(default="", metadata=_cli(
+        "release a job held for exceeding its memory with twice its peak use, up to SIZE "
+        "(e.g. 8GB)", metavar="SIZE"))
     submit_cmds: tuple[tuple[str, str], ...] = field(default=(), metadata=_cli(
         "any other submit command or +Attribute (repeatable; adds to the [submit] table of "
         "condorkit.toml)", "--submit-cmd", "KEY=VALUE"))
+    chunk_timeout: int = field(default=86400, metadata=_cli(
+        "seconds a chunk may run on the pool before it is held (allowed_job_duration; "
+        "default 86400)"))
     log_dir: str = field(default="logs", metadata=_cli("folder for HTCondor logs (default logs)"))
     results_dir: str = "results"
     template: str = field(default="submit.sub.j2", metadata=_cli(
@@ -107,6 +114,9 @@ class JobConfig:
                 raise bad(name, "must not be negative", f"set {name} to 0 or more")
         if self.job_lease_duration is not None and self.job_lease_duration < 1:
             raise bad("job_lease_duration", "must be positive seconds", "e.g. 1200")
+        if int(self.chunk_timeout) < 1:
+            raise bad("chunk_timeout", "must be positive seconds",
+                      "e.g. 86400 (a day); a chunk running longer is held with the reason")
         if not _SIZE.match(self.request_disk):
             raise bad("request_disk", f"{self.request_disk!r} is not a size",
                       "write e.g. 512MB or 2GB")
@@ -130,6 +140,10 @@ class JobConfig:
             if name.count("{start}") != 1 or not _OUTPUT.match(name.replace("{start}", "1")):
                 raise bad("outputs", f"{name!r} is not a per-chunk output file name",
                           'use a plain file name holding {start} once, e.g. "smaller-{start}.tar"')
+        if self.bundle_url and not _BUNDLE_URL.match(self.bundle_url):
+            raise bad("bundle_url", f"{self.bundle_url!r} is not an http(s)/osdf folder URL",
+                      'e.g. bundle_url = "https://files.example.org/envs/" (letters, digits, '
+                      "- _ . ~ % + in the path; no spaces, commas, quotes or query)")
         Columns.parse(self.columns)  # raises ConfigError when invalid
 
     def column_spec(self) -> Columns:
@@ -213,6 +227,9 @@ def read_project_file(job_dir: Path) -> dict[str, Any]:
     """Read ``condorkit.toml`` (top-level keys or a ``[job]`` table). Missing file: ``{}``."""
     path = job_dir / PROJECT_FILE
     if not path.is_file():
+        if path.exists() or path.is_symlink():  # never read a FIFO or a device (or ignore it)
+            what = "a dangling link" if not path.exists() else "not a regular file"
+            raise ConfigError(f"{path} is {what}", "make it a regular file, or remove it")
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condorkit.errors import GraphError, UsageError
+from condorkit.model.fileio import read_regular
 from condorkit.model.states import TaskStatus
 
+MAX_GRAPH_BYTES = 256 << 20  # a graph file is read whole; larger ones are refused
 SUCCESS = TaskStatus.SUCCESS
 FAILURE = TaskStatus.FAILURE
 SKIPPED = TaskStatus.SKIPPED
@@ -152,15 +154,18 @@ def _check_acyclic(graph: TaskGraph, lines: dict[tuple[str, str], int]) -> None:
 
 def read_graph(path: str | Path) -> TaskGraph:
     p = Path(path)
+    data = b""
     try:
-        text = p.read_bytes().decode("utf-8")
+        data = read_regular(p, MAX_GRAPH_BYTES)  # never a FIFO or a device
+        text = data.decode("utf-8")
     except FileNotFoundError as exc:
         raise GraphError(f"graph file {p} does not exist", "check the path") from exc
     except UnicodeDecodeError as exc:
-        line = p.read_bytes()[:exc.start].count(b"\n") + 1
+        line = data[:exc.start].count(b"\n") + 1
         raise GraphError(f"{p}:{line}: not UTF-8 text", "save the file as UTF-8") from exc
     except OSError as exc:
-        raise GraphError(f"cannot read graph file {p}: {exc}", "check the path") from exc
+        raise GraphError(f"cannot read graph file {p}: {exc.strerror or exc}",
+                         "check the path") from None
     return parse_graph(text, str(p))
 
 

@@ -1,7 +1,9 @@
 """Which Python runs a job's ``.py`` program: the one rule, used by ``run``, ``dry-run`` and
 ``graph`` (and by the benchmarks through ``condorkit run``).
 
-1. A job with a bundle runs under the bundle's Python (the wrapper unpacks it), everywhere.
+1. A job with an interpreter bundle (``condorkit bundle --ship-python``) runs under the
+   bundle's Python (the wrapper unpacks it), everywhere. A wheel-set bundle (the default kind)
+   brings packages only: they run under the interpreter of rules 2-4.
 2. Else, locally, under the interpreter the user chose: the ``python`` option
    (``condorkit.toml``, or ``CONDORKIT_PYTHON`` in the environment, or ``--python``).
 3. Else, locally, under the interpreter that runs condorkit itself (``sys.executable``), so the
@@ -21,6 +23,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from condorkit.errors import ConfigError
 
@@ -47,6 +50,21 @@ def _resolve(python: str) -> str | None:
         return None
     real = out.stdout.strip()
     return real if out.returncode == 0 and real and os.access(real, os.X_OK) else None
+
+
+def bundle_brings_python(bundle: Path | None) -> bool:
+    """True when ``bundle`` carries its own interpreter (``--ship-python``, rule 1); a wheel-set
+    bundle brings packages only, which run under the interpreter of rules 2-4."""
+    if bundle is None:
+        return False
+    from condorkit.errors import CondorkitError
+    from condorkit.model.bundle import read_manifest
+    from condorkit.model.wheelset import WHEELS_FORMAT
+
+    try:
+        return read_manifest(bundle).get("format") != WHEELS_FORMAT
+    except CondorkitError:
+        return True
 
 
 def local_python(chosen: str = "", source: str = "default", bundled: bool = False) -> str | None:

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from condorkit.errors import ConfigError
+from condorkit.errors import ConfigError, OutputError
 from condorkit.model.chunking import Chunk, iter_chunks
 from condorkit.model.config import JobConfig
+from condorkit.model.fileio import kind
+from condorkit.model.joblock import job_lock
 from condorkit.model.layout import CHUNK_DIR, CKJOB, STATE_DIR, WRAPPER, results_name, rows_name
 from condorkit.model.manifest import ManifestInfo, Tally, iter_rows, scan
 from condorkit.model.results import valid_result
@@ -81,7 +83,10 @@ class Job:
 
     def arguments(self, start: int | str) -> tuple[str, ...]:
         """The wrapper's argument vector for the chunk starting at ``start`` (or a macro)."""
-        head: tuple[str, ...] = ("-b", self.bundle.name) if self.bundle else ()
+        head: tuple[str, ...] = ()
+        if self.bundle:
+            from condorkit.model.bundlecheck import bundle_check
+            head = ("-b", self.bundle.name, "-k", bundle_check(self.bundle).arg)
         return head + (self.program.name, rows_name(start), results_name(start))
 
     def outputs(self, start: int | str) -> tuple[str, ...]:
@@ -109,8 +114,15 @@ def _resolve(job_dir: Path, name: str, what: str, must_exist: bool = True) -> Pa
     p = Path(name)
     p = p if p.is_absolute() else job_dir / p
     if must_exist and not p.is_file():
-        raise ConfigError(f"{what} {p} does not exist",
-                          f"create it, or set {what} in {job_dir / 'condorkit.toml'}")
+        try:
+            mode = p.stat().st_mode
+        except OSError:
+            raise ConfigError(f"{what} {p} does not exist",
+                              f"create it, or set {what} in {job_dir / 'condorkit.toml'}"
+                              ) from None
+        raise ConfigError(f"{what} {p} is {kind(mode)}, not a regular file",
+                          f"give the path of a file, or set {what} in "
+                          f"{job_dir / 'condorkit.toml'}")
     return p.resolve() if must_exist else p
 
 
@@ -125,13 +137,19 @@ def _bundle_path(job_dir: Path, config: JobConfig, must_exist: bool) -> Path | N
         return None
     if config.bundle == AUTO_BUNDLE:
         from condorkit.model.bundle import expected_bundle
+        from condorkit.model.wheelset import expected_wheels
 
         req = job_dir / REQUIREMENTS
         if not req.is_file():
             raise ConfigError(f'bundle = "auto" needs {req}',
                               "list the job's packages there (e.g. pillow), or set bundle to "
                               "a tarball made by `condorkit bundle -r FILE`")
-        path = expected_bundle(job_dir, req)
+        # the wheel-set bundle (`condorkit bundle`), else the one with an interpreter
+        # (`condorkit bundle --ship-python`) for the current Python
+        path = expected_wheels(job_dir, req)
+        if not path.is_file():
+            shipped = expected_bundle(job_dir, req)
+            path = shipped if shipped.is_file() else path
     else:
         path = Path(config.bundle)
         path = path if path.is_absolute() else job_dir / path
@@ -249,7 +267,6 @@ def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
                           "rename one; a worker's scratch folder is flat")
     opts = _options_hash(config, program, extra, bundle)
     state = job_dir / STATE_DIR
-    chunk_dir = job_dir / CHUNK_DIR
     wrapper = state / WRAPPER
     ck = state / CKJOB
     if not write:
@@ -261,15 +278,36 @@ def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
                    extra)
     info = scan(manifest_path, columns)
     chunks = tuple(iter_chunks(info.rows, config.chunk, config.max_rows))
-    for d in (state, chunk_dir, job_dir / config.results_dir, job_dir / config.log_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    keys = []
-    groups = _chunk_groups(manifest_path, config, opts, keep_lines=True)
-    for c, (key, lines) in zip(chunks, groups, strict=True):
-        keys.append(key)
-        header = {"format": ckjob.ROWS_FORMAT, "start": c.start, "count": c.count,
-                  "key": key, "columns": list(columns.names)}
-        _write_rows_file(chunk_dir / rows_name(c.start), header, lines)
-    _install_resource(WRAPPER, wrapper)
-    _install_resource(CKJOB, ck)
+    with job_lock(job_dir, "condorkit (writing rows files)"):
+        keys = _materialize(job_dir, config, manifest_path, opts, chunks, (wrapper, ck))
     return Job(job_dir, config, info, chunks, tuple(keys), program, wrapper, ck, bundle, extra)
+
+
+def _materialize(job_dir: Path, config: JobConfig, manifest_path: Path, opts: str,
+                 chunks: tuple[Chunk, ...], installed: tuple[Path, Path]) -> list[str]:
+    """Write the rows files, the wrapper and ckjob.py (under the job lock); return the keys."""
+    columns = config.column_spec()
+    state, chunk_dir = job_dir / STATE_DIR, job_dir / CHUNK_DIR
+    wrapper, ck = installed
+    keys: list[str] = []
+    where = state
+    try:
+        for d in (state, chunk_dir, job_dir / config.results_dir, job_dir / config.log_dir):
+            where = d
+            d.mkdir(parents=True, exist_ok=True)
+        groups = _chunk_groups(manifest_path, config, opts, keep_lines=True)
+        for c, (key, lines) in zip(chunks, groups, strict=True):
+            keys.append(key)
+            header = {"format": ckjob.ROWS_FORMAT, "start": c.start, "count": c.count,
+                      "key": key, "options": opts, "columns": list(columns.names)}
+            where = chunk_dir / rows_name(c.start)
+            _write_rows_file(where, header, lines)
+        where = wrapper
+        _install_resource(WRAPPER, wrapper)
+        where = ck
+        _install_resource(CKJOB, ck)
+    except OSError as exc:
+        raise OutputError(f"cannot write {where}: {exc.strerror or exc}",
+                          "free some space on that disk (or make the job folder writable), "
+                          "then run the same command again") from None
+    return keys

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from condorkit.errors import ConfigError, ManifestError
+from condorkit.model.fileio import open_regular
 
 _TYPES = ("str", "int", "url")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -33,6 +34,7 @@ _URL_SCHEMES = ("http", "https", "file")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0085\u2028\u2029]")
 _FIELD_SEP = re.compile(r"[ \t]+")
 _INT = re.compile(r"[+-]?[0-9]{1,18}")
+MAX_LINE = 1 << 20  # bytes in one manifest line (without its line end)
 
 
 @dataclass(frozen=True)
@@ -134,15 +136,23 @@ def parse_line(path: str, lineno: int, text: str, columns: Columns) -> tuple[str
 def iter_rows(path: str | Path, columns: Columns) -> Iterator[Row]:
     """Stream the data rows of a manifest, validating each line as it is read."""
     name = str(path)
-    try:
-        fh = open(path, "rb")
+    try:  # only a regular file: a FIFO, a folder or /dev/zero is an error, never a hang
+        fh = open_regular(path)
     except OSError as exc:
-        raise ManifestError(name, 0, f"cannot read manifest: {exc.strerror}",
+        raise ManifestError(name, 0, f"cannot read manifest: {exc.strerror or exc}",
                             "check the path (manifest = ... in condorkit.toml, or --manifest)"
-                            ) from exc
+                            ) from None
     row = 0
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
+        lineno = 0
+        while True:
+            raw = fh.readline(MAX_LINE + 1)  # never more than MAX_LINE bytes of one line held
+            if not raw:
+                break
+            lineno += 1
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                raise ManifestError(name, lineno, f"line longer than {MAX_LINE:,} bytes",
+                                    "one input per line; is this really a manifest?")
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from condorkit.model.fileio import NotRegularFile, read_regular
 from condorkit.model.layout import RESULTS_NAME, name_start
 from condorkit.wrappers import ckjob
 
@@ -43,6 +44,9 @@ CONDORKIT_FORMAT: str = ckjob.RESULTS_FORMAT
 LEGACY_FORMAT = "photodemo-legacy-fragment"
 
 MAX_ROW = ckjob.MAX_ROW
+#: a results file larger than this is invalid and never read (bounds the memory of parsing it:
+#: a chunk of 200 rows holds ~40 KB; 32 MiB leaves 160 KB per row)
+MAX_RESULTS_BYTES = 32 << 20
 _LEGACY_POINT = re.compile(
     r"^\[\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*,"
     r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\]\s*,?\s*"
@@ -89,7 +93,8 @@ class ResultsFile:
 def find_results(folder: str | Path) -> list[Path]:
     """The ``results-N.json`` files in ``folder``, in order of N (not of name)."""
     base = Path(folder)
-    found = [p for p in base.iterdir() if RESULTS_NAME.match(p.name) and p.is_file()]
+    found = [p for p in base.iterdir() if RESULTS_NAME.match(p.name)]  # not only files: a
+    # FIFO or a folder under a results name is reported invalid, never skipped in silence
     return sorted(found, key=lambda p: (name_start(p) or 0, p.name))
 
 
@@ -117,10 +122,12 @@ def load_results(
     the two values of a legacy ``[x, y]`` line in the records built from it.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
+    try:  # only a regular file, never more than the cap: a FIFO or /dev/zero cannot hang us
+        data = read_regular(p, MAX_RESULTS_BYTES)
     except FileNotFoundError:
         return _invalid(p, CONDORKIT_FORMAT, "file does not exist")
+    except NotRegularFile as exc:
+        return _invalid(p, CONDORKIT_FORMAT, f"{exc.strerror}; it is not read")
     except OSError as exc:
         return _invalid(p, CONDORKIT_FORMAT, f"cannot be read: {exc.strerror or exc}")
     head = data.lstrip()[:1]
@@ -148,20 +155,23 @@ def load_results(
                           expect_key=expect_key)
 
 
-def read_valid(path: Path, start: int, count: int, key: str
+def read_valid(path: Path, start: int, count: int, key: str, rows_key: str | None = None
                ) -> tuple[dict[str, Any] | None, str]:
     """(document, "") when ``path`` holds valid results for exactly these rows and key, else
     (None, why). The one validity check of a chunk's results (local resume and scheduling, pool
-    submit and monitoring); the rule itself is ``ckjob.check_results``."""
+    submit and monitoring); the rule itself is ``ckjob.check_results``. ``rows_key``: the key of
+    the rows the results must have been computed from (required then). Only a regular file of at
+    most ``MAX_RESULTS_BYTES`` is read: a FIFO or a link to /dev/zero is invalid at once."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = json.loads(read_regular(path, MAX_RESULTS_BYTES))
     except FileNotFoundError:
         return None, "no results file"
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        return None, f"unreadable results file: {exc.strerror or exc}"
+    except ValueError as exc:
         return None, f"unreadable results file: {exc}"
     try:
-        problems = ckjob.check_results(doc, start, count, key)
+        problems = ckjob.check_results(doc, start, count, key, rows_key)
     except ValueError as exc:  # NaN/Infinity: no digest can be computed
         problems = [f"not canonical JSON: {exc}"]
     if problems:
@@ -170,8 +180,13 @@ def read_valid(path: Path, start: int, count: int, key: str
 
 
 def valid_result(path: Path, start: int, count: int, key: str) -> str | None:
-    """None when ``path`` holds valid results for exactly these rows and key, else why not."""
-    return read_valid(path, start, count, key)[1] or None
+    """None when ``path`` holds valid results for exactly these rows and key, else why not.
+    Results that record the key of the rows they were computed from (``rows_key``, written by
+    ckjob) must record this chunk's key."""
+    doc, why = read_valid(path, start, count, key)
+    if doc is not None and doc.get("rows_key", key) != key:
+        return "computed from other rows than this chunk's (rows_key differs)"
+    return why or None
 
 
 def check_document(

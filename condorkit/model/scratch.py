@@ -17,9 +17,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from condorkit.errors import OutputError
 
 STDOUT = "_condor_stdout"
 STDERR = "_condor_stderr"
@@ -76,14 +78,34 @@ def worker_env(base: Mapping[str, str], cpus: int) -> dict[str, str]:
     return env
 
 
-def make_scratch(root: Path, label: str, executable: Path, inputs: Iterable[Path]) -> Path:
-    """A fresh scratch folder under ``root`` holding the inputs (flat) and the executable."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
-    for p in inputs:
-        place(p, scratch / p.name)
-    exe = scratch / executable.name
-    shutil.copy2(executable, exe)
-    os.chmod(exe, 0o755)
+def make_scratch(root: Path, label: str, executable: Path, inputs: Iterable[Path],
+                 fill: Callable[[Path], None] | None = None) -> Path:
+    """A fresh scratch folder under ``root`` holding the inputs (flat) and the executable, then
+    whatever ``fill(folder)`` adds. When any of it fails (a full disk, a read-only folder) the
+    folder is removed; an ``OSError`` becomes an :class:`~condorkit.errors.OutputError`
+    naming it, so a failed start never leaves a scratch folder behind."""
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
+    except OSError as exc:
+        raise OutputError(f"cannot create a scratch folder in {root}: {exc.strerror or exc}",
+                          "free some space on that disk, or make the job folder writable"
+                          ) from None
+    try:
+        for p in inputs:
+            place(p, scratch / p.name)
+        exe = scratch / executable.name
+        shutil.copy2(executable, exe)
+        os.chmod(exe, 0o755)
+        if fill is not None:
+            fill(scratch)
+    except BaseException as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise OutputError(f"cannot prepare the scratch folder for {label}: "
+                          f"{exc.strerror or exc}{where}", "free some space on that disk, "
+                          "then run again; finished chunks are kept") from None
     return scratch
 
 

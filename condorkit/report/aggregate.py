@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from condorkit.errors import ResultsError
-from condorkit.model.results import ResultsFile, find_results, load_results
+from condorkit.model.fileio import check_output, write_output
+from condorkit.model.results import ResultsFile, find_results, load_results, name_start
 from condorkit.report.chart import chart_data, pick_fields, render_page
-from condorkit.wrappers import ckjob
 
 ERROR_SAMPLE = 100
 CONFLICT_SAMPLE = 100
@@ -348,7 +348,9 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         path = Path(p)
-        out.extend(find_results(path) if path.is_dir() else [path])
+        # a folder named like a results file is a bad results file, not a folder to search
+        out.extend(find_results(path) if path.is_dir() and name_start(path) is None
+                   else [path])
     return out
 
 
@@ -433,6 +435,7 @@ def aggregate(
     if expected_rows is not None and not 0 <= expected_rows <= MAX_ROWS:
         raise ResultsError(f"expected rows must be 0..{MAX_ROWS}, not {expected_rows}",
                            "pass the manifest's data-row count")
+    check_output(out_html, "the page")
     files_list = _expand(paths)
     if not files_list:
         raise ResultsError("no results files to aggregate",
@@ -486,5 +489,5 @@ def aggregate(
     data["note"] = note
     data["sample"] = [dict(r) for r in chosen.sample] if (note or not col.points) else []
     page = render_page(data, report, title=title, allow_missing=allow_missing)
-    ckjob.atomic_write_bytes(str(out_html), page.encode("utf-8"))
+    write_output(out_html, page.encode("utf-8"), "the page")
     return report

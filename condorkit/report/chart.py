@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -33,32 +34,50 @@ DENSITY_ROWS = 60
 _NUMBER_TYPES = {int, float}
 
 
+_BIG = sys.float_info.max
+
+
+def _clamp(x: float) -> float:
+    return -_BIG if x < -_BIG else _BIG if x > _BIG else x
+
+
 def nice_axis(lo: float, hi: float, *, integer: bool = False,
               target: int = 10) -> dict[str, Any]:
-    """An axis covering [lo, hi] with a little padding and round tick marks."""
+    """An axis covering [lo, hi] with a little padding and round tick marks.
+
+    Any finite ``lo <= hi`` works, from 5e-324 to ±1.8e308 and mixed: differences are taken
+    as ``hi/n - lo/n`` (never ``hi - lo``, which overflows), a span too small to divide (equal
+    values, subnormal or below the doubles' resolution at that size) gets a fixed padding, and
+    every tick is clamped to the finite doubles. Non-finite or reversed input gives 0..1.
+    """
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
         lo, hi = 0.0, 1.0
-    if lo == hi:
-        pad = max(abs(lo) * 0.05, 1.0 if integer else 0.05)
+    lo, hi = float(lo), float(hi)
+    size = max(abs(lo), abs(hi))
+    half = hi / 2 - lo / 2  # half the span, never overflows
+    if half <= max(size * 1e-12, 1e-290):  # equal, or no room for ticks between them
+        pad = max(size * 0.05, 1.0 if integer else 0.05)
     else:
-        pad = (hi - lo) * 0.03
-    lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / target
+        pad = half * 0.06
+    lo, hi = _clamp(lo - pad), _clamp(hi + pad)
+    raw = hi / target - lo / target  # the span over target, without overflow
     mag = 10.0 ** math.floor(math.log10(raw))
     step = mag * 10
     for m in (1.0, 2.0, 2.5, 5.0, 10.0):
         if integer and m == 2.5:
             continue
-        if (hi - lo) / (m * mag) <= target:
+        if raw <= m * mag:
             step = m * mag
             break
     if integer:
-        step = max(1.0, round(step))
-    amin = math.floor(lo / step) * step
-    amax = math.ceil(hi / step) * step
-    n = int(round((amax - amin) / step))
+        step = max(1.0, float(round(step)))
+    k0, k1 = math.floor(lo / step), math.ceil(hi / step)
     digits = max(0, -int(math.floor(math.log10(step))) + 1) if step < 1 else 0
-    ticks = [round(amin + i * step, digits + 2) for i in range(n + 1)]
+    ticks: list[float] = []
+    for k in range(k0, k1 + 1):
+        t = _clamp(round(k * step, digits + 2) if step < 1 else k * step)
+        if not ticks or t > ticks[-1]:
+            ticks.append(t)
     return {"min": ticks[0], "max": ticks[-1], "ticks": ticks}
 
 
@@ -253,23 +272,27 @@ def chart_data(col: Any, last: int, report: AggregateReport, title: str,
                 pts.append([int(x) if col.x_all_int else x, ys[row], row, labels.get(row)])
         data["points"] = pts
         return data
+    # spans as max/n - min/n: max - min overflows for axes near ±1.8e308
     if col.x_all_int:
-        dx = float(max(1, math.ceil((ax["max"] - ax["min"]) / DENSITY_COLUMNS)))
-        nx = max(1, math.ceil((ax["max"] - ax["min"]) / dx))
+        dx = float(max(1, math.ceil(ax["max"] / DENSITY_COLUMNS - ax["min"] / DENSITY_COLUMNS)))
+        nx = max(1, min(DENSITY_COLUMNS, math.ceil(ax["max"] / dx - ax["min"] / dx)))
     else:
         nx = DENSITY_COLUMNS
-        dx = (ax["max"] - ax["min"]) / nx
+        dx = ax["max"] / nx - ax["min"] / nx
     ny = DENSITY_ROWS
-    dy = (ay["max"] - ay["min"]) / ny
+    dy = ay["max"] / ny - ay["min"] / ny
     x0, y0 = float(ax["min"]), float(ay["min"])
     counts = [0] * (nx * ny)
     ix_max, iy_max = nx - 1, ny - 1
     sx, sy = 1.0 / dx, 1.0 / dy
+    ox, oy = x0 * sx, y0 * sy
     for a, b in runs:  # a plain loop: faster in CPython 3.11 than chains of map()
         for x, y in zip(xs[a:b], ys[a:b], strict=True):
-            ix = int((x - x0) * sx)
-            iy = int((y - y0) * sy)
-            counts[(ix if ix < ix_max else ix_max) * ny + (iy if iy < iy_max else iy_max)] += 1
+            ix = int(x * sx - ox)  # x * sx - x0 * sx: no overflow, unlike (x - x0) * sx
+            iy = int(y * sy - oy)
+            ix = 0 if ix < 0 else ix if ix < ix_max else ix_max
+            iy = 0 if iy < 0 else iy if iy < iy_max else iy_max
+            counts[ix * ny + iy] += 1
     cells = [[i // ny, i % ny, c] for i, c in enumerate(counts) if c]
     data["bins"] = {"x0": x0, "dx": dx, "nx": nx, "y0": y0, "dy": dy, "ny": ny,
                     "max": max((c[2] for c in cells), default=0), "cells": cells}

@@ -11,13 +11,15 @@ note says the keys were not checked.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from condorkit.errors import ConfigError, UsageError
-from condorkit.model.config import JobConfig
+from condorkit.model.config import PROJECT_FILE, JobConfig
+from condorkit.model.fileio import kind
 from condorkit.model.job import prepare
-from condorkit.model.layout import results_name
+from condorkit.model.layout import chunk_dir, results_name, state_dir
 from condorkit.model.manifest import scan
 from condorkit.model.results import load_results
 from condorkit.report.aggregate import AggregateReport, aggregate
@@ -37,6 +39,24 @@ def job_results(job_dir: Path, config: JobConfig) -> list[Path]:
     return sorted((job_dir / config.results_dir).glob("results-*.json"))
 
 
+def refuse_own_files(out_html: Path, job_dir: Path, config: JobConfig,
+                     results: Sequence[Path]) -> None:
+    """The page must not replace an input of the job: a results file, the manifest, the
+    project file, the program, a rows file or a file of the job's state (``-o
+    results/results-1.json`` would destroy a chunk's results)."""
+    out = os.path.realpath(out_html)
+    own = {os.path.realpath(p) for p in results}
+    own |= {os.path.realpath(job_dir / n)
+            for n in (PROJECT_FILE, config.manifest, config.program)}
+    for d in (chunk_dir(job_dir), state_dir(job_dir)):
+        real = os.path.realpath(d)
+        if os.path.commonpath([out, real]) == real:
+            own.add(out)
+    if out in own:
+        raise UsageError(f"-o {out_html} would replace a file of the job ({out})",
+                         "write the page elsewhere, e.g. -o scatter.html")
+
+
 def aggregate_job(job_dir: Path, config: JobConfig, out_html: Path, *,
                   paths: Sequence[Path] = (), check_manifest: bool = True,
                   manifest_required: bool = False, chunk_given: bool = False,
@@ -44,11 +64,16 @@ def aggregate_job(job_dir: Path, config: JobConfig, out_html: Path, *,
                   on_note: Callable[[str], None] | None = None) -> AggregateReport:
     """Aggregate a job folder's results (or ``paths``) against its manifest into ``out_html``."""
     paths = list(paths) or job_results(job_dir, config)
+    refuse_own_files(out_html, job_dir, config, paths)
     expected = None
     keys = None
     if check_manifest:
         mpath = Path(config.manifest)
         mpath = mpath if mpath.is_absolute() else job_dir / mpath
+        if not mpath.is_file() and (mpath.exists() or mpath.is_symlink()):
+            what = kind(mpath.stat().st_mode) if mpath.exists() else "a dangling link"
+            raise UsageError(f"manifest {mpath} is {what}, not a regular file",
+                             "give the path of the manifest file, or --no-manifest")
         if mpath.is_file():
             cfg = config
             try:  # the current job's chunk keys: results made for other rows are stale

@@ -25,8 +25,8 @@ the same size, same encoder and quality) is above 41 dB on photo-like images; se
 
 Environment knobs: SMALLER_MAX_SIDE (default 1024), SMALLER_QUALITY (default 85),
 SMALLER_KERNEL (``auto``, ``fast`` or ``pillow``), and the fetch knobs PHOTODEMO_TIMEOUT,
-PHOTODEMO_RETRIES, PHOTODEMO_FETCHERS, PHOTODEMO_WINDOW, PHOTODEMO_MAX_BYTES, PHOTODEMO_BUDGET
-(same meaning as in the photodemo's luminance.py).
+PHOTODEMO_DEADLINE, PHOTODEMO_RETRIES, PHOTODEMO_FETCHERS, PHOTODEMO_WINDOW, PHOTODEMO_MAX_BYTES,
+PHOTODEMO_BUDGET (same meaning as in the photodemo's luminance.py).
 """
 
 import io
@@ -49,6 +49,7 @@ RETRIES = int(os.environ.get("PHOTODEMO_RETRIES", "2"))
 FETCHERS = int(os.environ.get("PHOTODEMO_FETCHERS", "8"))
 WINDOW = int(os.environ.get("PHOTODEMO_WINDOW", "16"))
 MAX_BYTES = int(os.environ.get("PHOTODEMO_MAX_BYTES", str(64 << 20)))
+DEADLINE = float(os.environ.get("PHOTODEMO_DEADLINE", str(ckjob.ROW_DEADLINE)))
 BUDGET = int(os.environ.get("PHOTODEMO_BUDGET", str(96 << 20)))
 ORIENTATION = 0x0112
 TARBALL = "smaller-{start}.tar"
@@ -68,7 +69,7 @@ Budget = ckjob.Budget
 def fetch(url, budget, index=0):
     """The bytes of the row's image; the caller releases ``len(result)`` from ``budget``."""
     return ckjob.fetch(url, timeout=TIMEOUT, retries=RETRIES, max_bytes=MAX_BYTES, budget=budget,
-                       index=index, agent="condorkit-make-smaller/1")
+                       index=index, agent="condorkit-make-smaller/1", deadline=DEADLINE)
 
 
 # ------------------------------------------------------------------ shrinking
@@ -247,7 +248,7 @@ def member_name(row, url):
 def _describe(exc):
     if isinstance(exc, FetchError):
         return "fetch: %s" % exc
-    return "decode: %s: %s" % (type(exc).__name__, exc)
+    return "decode: %s" % ckjob.describe(exc)
 
 
 def _add(tar, name, data):

@@ -27,12 +27,13 @@ being measured, while the bytes held (fetched but not yet measured, plus bodies 
 stay within PHOTODEMO_BUDGET; only the row the loop waits for may exceed it, so progress is always
 possible and memory stays below budget + one image. Peak concurrency and bytes go into the results.
 
-Environment knobs: PHOTODEMO_TIMEOUT (seconds per attempt, default 15), PHOTODEMO_RETRIES
-(extra attempts after a transient failure, default 2), PHOTODEMO_FETCHERS (threads, default 8),
-PHOTODEMO_WINDOW (rows fetched ahead, default 16; 0 fetches each row only when it is due),
-PHOTODEMO_MAX_BYTES (largest body, default 64 MiB), PHOTODEMO_BUDGET (bytes held by fetch-ahead,
-default 96 MiB), PHOTODEMO_KERNEL (``auto``: fast when its packages import, else pillow; or
-``fast`` / ``pillow``).
+Environment knobs: PHOTODEMO_TIMEOUT (seconds per wait for the server, default 15),
+PHOTODEMO_DEADLINE (seconds for a row's whole fetch, every attempt included, default 120),
+PHOTODEMO_RETRIES (extra attempts after a transient failure, default 2), PHOTODEMO_FETCHERS
+(threads, default 8), PHOTODEMO_WINDOW (rows fetched ahead, default 16; 0 fetches each row only
+when it is due), PHOTODEMO_MAX_BYTES (largest body, default 64 MiB), PHOTODEMO_BUDGET (bytes held
+by fetch-ahead, default 96 MiB), PHOTODEMO_KERNEL (``auto``: fast when its packages import, else
+pillow; or ``fast`` / ``pillow``).
 """
 
 import math
@@ -51,6 +52,7 @@ RETRIES = int(os.environ.get("PHOTODEMO_RETRIES", "2"))
 FETCHERS = int(os.environ.get("PHOTODEMO_FETCHERS", "8"))
 WINDOW = int(os.environ.get("PHOTODEMO_WINDOW", "16"))
 MAX_BYTES = int(os.environ.get("PHOTODEMO_MAX_BYTES", str(64 << 20)))
+DEADLINE = float(os.environ.get("PHOTODEMO_DEADLINE", str(ckjob.ROW_DEADLINE)))
 BUDGET = int(os.environ.get("PHOTODEMO_BUDGET", str(96 << 20)))
 KERNEL = os.environ.get("PHOTODEMO_KERNEL", "auto").strip().lower() or "auto"
 BLOCK = ckjob.FETCH_BLOCK
@@ -69,7 +71,7 @@ Budget = ckjob.Budget
 def fetch(url, budget=None, index=0):
     """Return the bytes of the row's image; the caller releases ``len(result)`` from budget."""
     return ckjob.fetch(url, timeout=TIMEOUT, retries=RETRIES, max_bytes=MAX_BYTES, budget=budget,
-                       index=index, agent="condorkit-photodemo/1")
+                       index=index, agent="condorkit-photodemo/1", deadline=DEADLINE)
 
 
 # ------------------------------------------------------------------ the luminance kernels
@@ -210,7 +212,7 @@ def luminance(source):
 def _describe(exc):
     if isinstance(exc, FetchError):
         return "fetch: %s" % exc
-    return "decode: %s: %s" % (type(exc).__name__, exc)
+    return "decode: %s" % ckjob.describe(exc)
 
 
 def _measure(row, get, budget):

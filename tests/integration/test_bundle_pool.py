@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.condor
 
 REPO = Path(__file__).resolve().parents[2]
-TIMING = re.compile(r"condorkit-wrapper: bundle \S+: (\d+) members \((\d+) MB\) unpacked in "
-                    r"([0-9.]+) s; python (\S+) started in ([0-9.]+) s")
+TIMING = re.compile(r"condorkit-wrapper: bundle \S+: (\d+) members \((\d+) MB\) (?:unpacked|"
+                    r"unpacked into the node cache|reused from the node cache) in ([0-9.]+) s "
+                    r"\(sha256 ok\); python (\S+) started in ([0-9.]+) s")
 
 
 def photodemo_job(folder: Path, bundle_name: str, n_images: int, chunk: int) -> Any:

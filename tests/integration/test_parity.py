@@ -3,6 +3,7 @@ for every chunk (HTCondor's own expansion of the submit file, and the schedd's j
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,8 @@ def _job(folder: Path) -> Job:
     """A job with an extra input file and a bundle, so every kind of input is transferred."""
     write_job(folder, rows=11, chunk=4)
     (folder / "lookup.csv").write_text("a,b\n")
-    (folder / "env.tar.gz").write_bytes(b"not a real bundle: never unpacked here\n")
+    with tarfile.open(folder / "env.tar.gz", "w:gz") as tar:  # a tarball, never unpacked here
+        tar.add(folder / "lookup.csv", "lookup.csv")
     cfg = load_config(folder, {"input_files": ("lookup.csv",), "bundle": "env.tar.gz"})
     return prepare(folder, cfg)
 
@@ -48,7 +50,7 @@ def test_local_tasks_equal_htcondors_expansion_of_the_submit_file(tmp_path: Path
         assert base == job.dir
         assert Path(ex.executable) == spec.executable
         assert ex.arguments == spec.arguments
-        assert ex.arguments[:2] == ("-b", "env.tar.gz")
+        assert ex.arguments[:3] == ("-b", "env.tar.gz", "-k")
         assert tuple(base / f for f in ex.transfer_input_files) == spec.inputs
         assert {p.name for p in spec.inputs} == {
             "faultprog.py", "ckjob.py", f"rows-{task.chunk.start}.jsonl", "lookup.csv",

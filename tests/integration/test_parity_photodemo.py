@@ -55,6 +55,8 @@ def test_local_run_and_pool_give_identical_luminance(
     # the same chunk keys: a pool result would be accepted locally as-is, and vice versa
     keys = {json.loads(p.read_text())["key"] for p in (local / "results").glob("*.json")}
     assert keys == {c["key"] for c in rec["chunks"]}
-    # and the pool really ran them elsewhere: in the pool's scratch folders, with the bundle
+    # and the pool really ran them elsewhere: as the pool user (uid 2000), with the bundle from
+    # that user's node cache (or its scratch folder under the pool's execute dir)
     err = (on_pool / "logs" / "chunk-1.err").read_text()
-    assert "/condor/execute/" in err and f"python={env_bundle.python}" in err
+    assert ("/var/tmp/condorkit-bundles-2000/" in err or "/condor/execute/" in err), err
+    assert f"python={env_bundle.python}" in err

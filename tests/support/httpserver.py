@@ -17,11 +17,22 @@ the path names the file:
 ``/redirect-loop/NAME``     302 to itself, forever
 ``/huge/NAME``              200 with Content-Length ``huge_bytes``; streams until the client goes
 ``/huge-nolength/NAME``     the same without Content-Length (the body ends when the server closes)
+``/endless-chunked/NAME``   200 with ``Transfer-Encoding: chunked``; chunks of zeros until the
+                            client goes (at most ``huge_bytes``)
+``/interim/NAME``           an interim ``100 Continue`` response every ``trickle_s`` seconds,
+                            never a final one (until ``stall_s``, the client goes or the server
+                            closes); ``/interim-102/NAME`` the same with ``102 Processing``
+``/early-hints/NAME``       ``103 Early Hints`` (with a Link header), then the file: a value
+``/trickle/NAME``           200 with the file's Content-Length, then one byte of it every
+                            ``trickle_s`` seconds (bounded by ``stall_s``)
+``/redirect/NAME?to=URL``   302 to ``URL`` (any scheme: ``ftp://``, ``file://``, ...)
 ==========================  ==================================================================
 
-``latency_s`` delays every response. Requests are counted per path (without the query string)
-in a thread-safe way: :meth:`FaultyServer.count`. Waits (latency, slow, stall) end early when the
-server closes, and :meth:`FaultyServer.close` shuts down open connections, so closing is quick.
+Every endless fault stops after ``stall_s`` seconds or when the server closes, so a client
+that never gives up cannot keep a test running. ``latency_s`` delays every response. Requests
+are counted per path (without the query string) in a thread-safe way: :meth:`FaultyServer.count`.
+Waits (latency, slow, stall) end early when the server closes, and :meth:`FaultyServer.close`
+shuts down open connections, so closing is quick.
 """
 
 from __future__ import annotations
@@ -36,11 +47,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 CHUNK = 64 * 1024
 FAULTS = ("404", "500", "flaky", "slow", "stall", "reset", "truncate", "redirect-loop", "huge",
-          "huge-nolength")
+          "huge-nolength", "endless-chunked", "interim", "interim-102", "early-hints", "trickle",
+          "redirect")
 
 
 class _Server(ThreadingHTTPServer):
@@ -84,7 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
     # ----------------------------------------------------------------- routing
     def _dispatch(self, head: bool) -> None:
         owner = self.server.owner
-        path = urlsplit(self.path).path
+        split = urlsplit(self.path)
+        path = split.path
         seen = owner._count(path)
         if owner.latency_s and owner._closing.wait(owner.latency_s):
             return self._reset()
@@ -113,8 +126,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
+        if fault == "redirect":
+            target = parse_qs(split.query).get("to", [""])[0]
+            self.send_response(HTTPStatus.FOUND)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if fault in ("huge", "huge-nolength"):
             return self._huge(path, head, with_length=fault == "huge")
+        if fault == "endless-chunked":
+            return self._endless_chunked(path, head)
+        if fault in ("interim", "interim-102"):
+            return self._interim(b"102 Processing" if fault == "interim-102" else b"100 Continue")
+        if fault == "early-hints":
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            self.wfile.flush()
+        if fault == "trickle":
+            return self._trickle("/".join(rest), head)
         return self._file("/".join(rest), head, truncate=fault == "truncate")
 
     # ----------------------------------------------------------------- responses
@@ -170,6 +199,71 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             owner._add_sent(path, sent)
 
+    def _endless_chunked(self, path: str, head: bool) -> None:
+        owner = self.server.owner
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        if head:
+            return
+        block = b"\xff\xd8\xff\xe0" + bytes(CHUNK - 4)
+        sent = 0
+        deadline = time.monotonic() + owner.stall_s
+        try:
+            while (sent < owner.huge_bytes and not owner._closing.is_set()
+                   and time.monotonic() < deadline):
+                self.wfile.write(b"%x\r\n" % len(block) + block + b"\r\n")
+                sent += len(block)
+                block = bytes(CHUNK)
+        except OSError:  # the client hung up: that is the point
+            pass
+        finally:
+            owner._add_sent(path, sent)
+
+    def _interim(self, line: bytes) -> None:
+        """``100 Continue`` again and again: a client that skips interim responses waits for
+        ever unless it has a total deadline."""
+        owner = self.server.owner
+        self.close_connection = True
+        deadline = time.monotonic() + owner.stall_s
+        try:
+            while not owner._closing.is_set() and time.monotonic() < deadline:
+                self.wfile.write(b"HTTP/1.1 " + line + b"\r\n\r\n")
+                self.wfile.flush()
+                if owner._closing.wait(owner.trickle_s):
+                    return
+        except OSError:
+            return
+
+    def _trickle(self, name: str, head: bool) -> None:
+        """The file, announced in full, one byte every ``trickle_s`` seconds."""
+        owner = self.server.owner
+        root = owner.root
+        target = (root / unquote(name)).resolve()
+        if not name or root not in target.parents or not target.is_file():
+            return self._error(HTTPStatus.NOT_FOUND, head)
+        data = target.read_bytes()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.close_connection = True
+        if head:
+            return
+        deadline = time.monotonic() + owner.stall_s
+        try:
+            for i in range(len(data)):
+                if owner._closing.is_set() or time.monotonic() >= deadline:
+                    return
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                if owner._closing.wait(owner.trickle_s):
+                    return
+        except OSError:
+            return
+
     def _stall(self) -> None:
         """Send nothing until ``stall_s`` passes, the client hangs up, or the server closes."""
         owner = self.server.owner
@@ -210,12 +304,14 @@ class FaultyServer:
     """
 
     def __init__(self, root: str | Path, *, latency_s: float = 0.0, slow_s: float = 1.0,
-                 stall_s: float = 30.0, huge_bytes: int = 200 * 1024 * 1024) -> None:
+                 stall_s: float = 30.0, huge_bytes: int = 200 * 1024 * 1024,
+                 trickle_s: float = 0.05) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise NotADirectoryError(f"cannot serve {self.root}: not a folder")
         self.latency_s, self.slow_s, self.stall_s = latency_s, slow_s, stall_s
         self.huge_bytes = huge_bytes
+        self.trickle_s = trickle_s
         self._lock = threading.Lock()
         self._counts: collections.Counter[str] = collections.Counter()
         self._sent: collections.Counter[str] = collections.Counter()
@@ -237,6 +333,10 @@ class FaultyServer:
         """URL of ``name`` (a path under root), optionally behind ``fault`` (e.g. "flaky/2")."""
         prefix = fault.strip("/") + "/" if fault else ""
         return self.base_url + prefix + quote(name.lstrip("/"))
+
+    def redirect_url(self, target: str, name: str = "r") -> str:
+        """A URL whose response is ``302 Location: target``."""
+        return self.url(name, "redirect") + "?to=" + quote(target, safe="")
 
     def count(self, path: str) -> int:
         """How many requests reached ``path`` (e.g. "/flaky/2/a.jpg"; a full URL also works)."""

@@ -32,6 +32,7 @@ from condorkit.model.bundle import (
     inspect_python,
     read_manifest,
 )
+from condorkit.model.bundlecheck import bundle_check
 
 INFO = PythonInfo(Path("/opt/py/bin/python3.11"), "cpython", "3.11.7", Path("/opt/py"),
                   Path("/opt/py/lib/python3.11"), Path("/opt/py/lib/python3.11/lib-dynload"),
@@ -206,8 +207,9 @@ def test_wrapper_runs_the_program_with_the_bundled_python_and_pillow(
     scratch = scratch_for(tmp_path, env_bundle.path)
     # a clean environment whose python3 (if any) is not the bundle's: the bundle must not care
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": "/nonexistent",
-           "CONDORKIT_PYTHON": "/nonexistent/python3"}
-    proc = subprocess.run(["bash", "wrapper.sh", "-b", env_bundle.name, "probe.py",
+           "CONDORKIT_PYTHON": "/nonexistent/python3", "CONDORKIT_BUNDLE_CACHE": "off"}
+    proc = subprocess.run(["bash", "wrapper.sh", "-b", env_bundle.name, "-k",
+                           bundle_check(env_bundle.path).arg, "probe.py",
                            "rows-1.jsonl", "results-1.json"], cwd=scratch, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -16,6 +16,7 @@ from condorkit.wrappers import ckjob
 from condorkit.cli import main
 from condorkit.condor.submit import expand_item, parse_items
 from condorkit.demo import CorpusFile, write_manifest
+from condorkit.model.bundlecheck import bundle_check
 from condorkit.model.config import load_config
 from condorkit.model.job import prepare
 
@@ -64,9 +65,9 @@ def test_mksubmit_transfers_the_bundle_and_passes_it_to_the_wrapper(
     assert len(items) == 2
     for item in items:
         ex = expand_item(text, item)
-        assert ex.arguments[:2] == ("-b", env_bundle.name)
+        assert ex.arguments[:4] == ("-b", env_bundle.name, "-k", bundle_check(env_bundle.path).arg)
         assert env_bundle.name in [Path(f).name for f in ex.transfer_input_files]
-        assert ex.arguments[2:] == ("luminance.py", f"rows-{item['start']}.jsonl",
+        assert ex.arguments[4:] == ("luminance.py", f"rows-{item['start']}.jsonl",
                                     f"results-{item['start']}.json")
 
 
@@ -143,12 +144,12 @@ def test_bundle_command_reuses_an_unchanged_bundle(tmp_path: Path,
                                                    env_bundle: Any,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     job = make_job(tmp_path / "job", photo_corpus, env_bundle, "")
-    code, out, err = run_cli(capsys, "bundle", "-C", str(job), "--json")
+    code, out, err = run_cli(capsys, "bundle", "-C", str(job), "--ship-python", "--json")
     assert code == 0, err
     res = json.loads(out)
     assert res["reused"] is True and res["name"] == env_bundle.name
     assert res["size_bytes"] == env_bundle.size_bytes
-    code, out, err = run_cli(capsys, "bundle", "-C", str(job))
+    code, out, err = run_cli(capsys, "bundle", "-C", str(job), "--ship-python")
     assert code == 0 and out == ""
     assert "reused (unchanged)" in err and f'bundle = "{env_bundle.name}"' in err
 

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from condorkit.errors import BundleError
+from condorkit.model.bundlecheck import bundle_check
+
 WRAPPER = resources.files("condorkit.wrappers").joinpath("wrapper.sh").read_bytes()
 PROGRAM = "import sys\nopen(sys.argv[2], 'w').write('{}')\n"
 
@@ -23,12 +26,14 @@ PROGRAM = "import sys\nopen(sys.argv[2], 'w').write('{}')\n"
 Member = tuple[str, str, str]
 
 
-def make_tar(path: Path, members: list[Member], compress: bool = True) -> Path:
+def make_tar(path: Path, members: list[Member], compress: bool = True,
+             owner: str = "") -> Path:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, kind, payload in members:
             ti = tarfile.TarInfo(name)
             ti.mode = 0o755
+            ti.uname = ti.gname = owner
             data = b""
             if kind == "file":
                 data = payload.encode()
@@ -68,13 +73,26 @@ def fake_bundle(path: Path, interpreter: str | None, **over: str) -> Path:
     return make_tar(path, members)
 
 
-def run_wrapper(scratch: Path, bundle: str) -> subprocess.CompletedProcess[str]:
+def declared(path: Path) -> str:
+    """The -k argument condorkit would render for this tarball (or a dummy if it has none)."""
+    try:
+        return bundle_check(path).arg
+    except BundleError:
+        return "0" * 64 + ":0:0"
+
+
+def run_wrapper(scratch: Path, bundle: str, check: str | None = None,
+                cache: str = "off") -> subprocess.CompletedProcess[str]:
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / "wrapper.sh").write_bytes(WRAPPER)
     (scratch / "prog.py").write_text(PROGRAM)
     (scratch / "rows.jsonl").write_text("{}\n")
+    if check is None:
+        check = declared(scratch / bundle)
     env = {k: v for k, v in os.environ.items() if k != "CONDORKIT_PYTHON"}
-    return subprocess.run(["bash", "wrapper.sh", "-b", bundle, "prog.py", "rows.jsonl", "out.json"],
+    env["CONDORKIT_BUNDLE_CACHE"] = cache
+    return subprocess.run(["bash", "wrapper.sh", "-b", bundle, "-k", check, "prog.py",
+                           "rows.jsonl", "out.json"],
                           cwd=scratch, capture_output=True, text=True, timeout=60, env=env)
 
 
@@ -129,8 +147,25 @@ def test_absolute_member_is_refused(tmp_path: Path) -> None:
     ([("lnk", "symlink", "")], "points to"),
     ([("hl", "hardlink", "../outside/x.txt")], "contains .."),
     ([("hl", "hardlink", "/etc/passwd")], "is an absolute path"),
-    ([("lnk", "symlink", "sub"), ("hl", "hardlink", "lnk/x")], "goes through the symlink"),
-    ([("a -> b", "symlink", "/etc")], "is ambiguous"),
+    ([("lnk", "symlink", "sub"), ("hl", "hardlink", "lnk/x")], "does not lead to an earlier file"),
+    ([("lnk", "symlink", "sub"), ("hl", "hardlink", "lnk/x.txt")], "does not lead to an earlier"),
+    ([("a -> b", "symlink", "/etc")], "points to /etc"),
+    ([('a" -> "b', "symlink", "/etc")], "points to /etc"),
+    # issue 15.6: chains of links, links to links, dangling links, duplicates, links to folders
+    # reached through links; each one resolves inside the bundle only by luck, or not at all
+    ([("d/a", "symlink", ".."), ("d/b", "symlink", "a/..")], "uses .. after a name"),
+    ([("a", "symlink", "b"), ("b", "symlink", "sub")], "leads to another link"),
+    ([("d/up", "symlink", ".."), ("d/x", "symlink", "up/up")], "leads to nothing"),
+    ([("d/e/up", "symlink", "../.."), ("d/e/x", "symlink", "up")], "leads to another link"),
+    ([("d/e/up", "symlink", "../.."), ("d/e/x", "symlink", "up/sub")], "leads to nothing"),
+    ([("gone", "symlink", "nothing/here")], "leads to nothing"),
+    ([("hf", "hardlink", "sub/x.txt")], "does not lead to an earlier file"),
+    ([("sub/x.txt", "file", "first"), ("sub/x.txt", "symlink", "/etc/passwd")], "appears twice"),
+    ([("sub/x.txt", "file", "first"), ("sub/x.txt", "file", "again")], "appears twice"),
+    ([("sub", "symlink", "sub2"), ("sub2", "dir", "")], "lies below the symlink"),
+    ([("f", "file", "x"), ("f/g", "file", "y")], "lies below the file f"),
+    ([("ok", "file", "x"), ("hl", "hardlink", "lnk"), ("lnk", "symlink", "ok")],
+     "does not lead to an earlier file"),
     ([("fifo", "fifo", "")], "is not a file, folder or link"),
     ([("null", "chr", "")], "is not a file, folder or link"),
     ([("./", "dir", ""), ("./.", "symlink", "sub")], "names the bundle folder itself"),
@@ -158,6 +193,7 @@ def test_links_inside_the_bundle_pass_the_check(tmp_path: Path) -> None:
         ("venv/bin/python", "symlink", "../../python/bin/python3.11"),
         ("venv/lib64", "symlink", "lib"), ("./venv/lib/x", "file", "y"),
         ("hard", "hardlink", "venv/lib/x"), ("name with spaces.txt", "file", "z"),
+        ("a -> b", "symlink", "name with spaces.txt"), ('q"uote\\ \n', "file", "w"),
         ("./", "dir", "")])
     proc = run_wrapper(scratch, "ok.tar.gz")
     assert proc.returncode == 91, proc.stderr
@@ -278,3 +314,137 @@ def test_fake_interpreter_gets_the_bundle_environment(tmp_path: Path) -> None:
     cfg = (tmp_path / "_ckenv" / "venv" / "pyvenv.cfg").read_text()
     assert f"home = {tmp_path}/_ckenv/python/bin\n" in cfg
     assert "unpacked in" in proc.stderr and "started in" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ issue 15.6: parser
+
+
+NON_GNU_TAR = """#!/bin/sh
+# a tar that is not GNU tar (like busybox or bsdtar): the wrapper must fall back to python3
+if [ "$1" = --version ]; then echo "bsdtar 3.7.2 - libarchive"; exit 0; fi
+exec {real} "$@"
+"""
+
+
+@pytest.mark.parametrize("lister", ["gnu-tar", "python3"])
+@pytest.mark.parametrize(("members", "why"), [
+    ([("../evil", "file", "x")], "contains .."),
+    ([("a", "symlink", "b"), ("b", "symlink", "sub")], "leads to another link"),
+    ([("d/up", "symlink", ".."), ("d/up/x", "file", "y")], "lies below the symlink"),
+    ([("c", "chr", "")], "is not a file, folder or link"),
+    ([('x" -> "/etc', "symlink", "../sub/x.txt")], None),  # safe: a strange name, no more
+])
+def test_both_listers_give_the_same_verdict(tmp_path: Path, lister: str,
+                                            members: list[Member], why: str | None) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    make_tar(scratch / "b.tar.gz", [("sub/x.txt", "file", "in")] + members, owner="evil user")
+    env_path = os.environ["PATH"]
+    if lister == "python3":
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        real = subprocess.run(["bash", "-c", "command -v tar"], capture_output=True,
+                              text=True).stdout.strip()
+        (fake / "tar").write_text(NON_GNU_TAR.format(real=real))
+        (fake / "tar").chmod(0o755)
+        os.environ["PATH"] = f"{fake}:{env_path}"
+    try:
+        proc = run_wrapper(scratch, "b.tar.gz")
+    finally:
+        os.environ["PATH"] = env_path
+    if why is None:
+        assert proc.returncode == 91, proc.stderr  # unpacked; then: no manifest
+        assert "not a condorkit bundle" in reason(proc)
+        assert os.readlink(scratch / "_ckenv" / 'x" -> "' / "etc") == "../sub/x.txt"
+    else:
+        assert proc.returncode == 92, proc.stderr
+        assert why in reason(proc)
+        assert not (scratch / "_ckenv").exists()
+
+
+def test_owner_names_with_spaces_do_not_shift_the_listing(tmp_path: Path) -> None:
+    make_tar(tmp_path / "b.tar.gz", [("ok.txt", "file", "x"), ("l", "symlink", "ok.txt")],
+             owner="a b -> c d")
+    proc = run_wrapper(tmp_path, "b.tar.gz")
+    assert proc.returncode == 91, proc.stderr
+    assert "not a condorkit bundle" in reason(proc)
+    assert os.readlink(tmp_path / "_ckenv" / "l") == "ok.txt"
+
+
+# ------------------------------------------------------------------------------ issue 13.4: bounds
+
+
+def test_wrong_checksum_exits_91_before_anything_is_unpacked(tmp_path: Path) -> None:
+    fake_bundle(tmp_path / "b.tar.gz", "#!/bin/sh\nexit 0\n")
+    good = declared(tmp_path / "b.tar.gz")
+    bad = ("f" * 64) + good[64:]
+    proc = run_wrapper(tmp_path, "b.tar.gz", check=bad)
+    assert proc.returncode == 91, proc.stderr
+    assert "is not the one the submit file names" in reason(proc)
+    assert not (tmp_path / "_ckenv").exists()
+
+
+@pytest.mark.parametrize("check", ["", "abc", "0" * 64 + ":1", "0" * 64 + ":x:1",
+                                   "0" * 64 + ":1:1;rm -rf /"])
+def test_bundle_without_a_valid_declaration_is_a_usage_error(tmp_path: Path, check: str) -> None:
+    fake_bundle(tmp_path / "b.tar.gz", "#!/bin/sh\nexit 0\n")
+    proc = run_wrapper(tmp_path, "b.tar.gz", check=check)
+    assert proc.returncode == 90, proc.stderr
+    assert not (tmp_path / "_ckenv").exists()
+
+
+def _declare(path: Path, nbytes: int, members: int) -> str:
+    return f"{bundle_check(path).sha256}:{nbytes}:{members}"
+
+
+def test_more_members_than_declared_exits_92(tmp_path: Path) -> None:
+    make_tar(tmp_path / "b.tar.gz", [(f"f{i}", "file", "x") for i in range(50)])
+    proc = run_wrapper(tmp_path, "b.tar.gz", check=_declare(tmp_path / "b.tar.gz", 50, 49))
+    assert proc.returncode == 92, proc.stderr
+    assert "more than the declared 49 members" in reason(proc)
+    assert not (tmp_path / "_ckenv").exists()
+    proc = run_wrapper(tmp_path, "b.tar.gz", check=_declare(tmp_path / "b.tar.gz", 50, 50))
+    assert proc.returncode == 91 and "not a condorkit bundle" in reason(proc)  # exactly: fine
+
+
+def test_more_bytes_than_declared_exits_92_and_the_margin_is_5_percent_plus_1_mib(
+        tmp_path: Path) -> None:
+    big = "0" * (4 << 20)  # 4 MiB of zeros: compresses to ~4 KB
+    make_tar(tmp_path / "b.tar.gz", [("big", "file", big)])
+    assert (tmp_path / "b.tar.gz").stat().st_size < 100_000
+    proc = run_wrapper(tmp_path, "b.tar.gz", check=_declare(tmp_path / "b.tar.gz", 1 << 20, 1))
+    assert proc.returncode == 92, proc.stderr
+    assert "more than the declared" in reason(proc)
+    assert not (tmp_path / "_ckenv").exists()
+    assert not list(tmp_path.glob("*.tar"))  # the bounded decompression left nothing
+    ok = (4 << 20) - (1 << 20) + 1  # declared + 5 % + 1 MiB covers the real size
+    proc = run_wrapper(tmp_path, "b.tar.gz", check=_declare(tmp_path / "b.tar.gz", ok, 1))
+    assert proc.returncode == 91 and "not a condorkit bundle" in reason(proc)
+
+
+def test_a_decompression_bomb_stops_at_the_declared_size(tmp_path: Path) -> None:
+    # 64 MiB of zeros in one member: the bounded gzip stops long before, nothing is listed
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        ti = tarfile.TarInfo("zeros")
+        ti.size = 64 << 20
+        tar.addfile(ti, io.BytesIO(bytes(ti.size)))
+    (tmp_path / "b.tar.gz").write_bytes(gzip.compress(raw.getvalue(), compresslevel=9))
+    proc = run_wrapper(tmp_path, "b.tar.gz", check=_declare(tmp_path / "b.tar.gz", 1000, 1))
+    assert proc.returncode == 92, proc.stderr
+    assert "decompresses to more than the declared size" in reason(proc)
+    assert not list(tmp_path.glob("_ckenv*"))
+
+
+def test_with_the_node_cache_an_unsafe_bundle_is_still_refused_once(tmp_path: Path) -> None:
+    # the cache attempt fails in a subshell, the scratch unpack repeats the check and reports it
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    make_tar(scratch / "bad.tar.gz", [("ok.txt", "file", "x"), ("../up.txt", "file", "y")])
+    cache = tmp_path / "cache"
+    proc = run_wrapper(scratch, "bad.tar.gz", cache=str(cache))
+    assert proc.returncode == 92, proc.stderr
+    assert "../up.txt contains .." in reason(proc)  # exactly one error line, the last one
+    assert "node cache" in proc.stderr and not (scratch / "_ckenv").exists()
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    assert not (tmp_path / "up.txt").exists()

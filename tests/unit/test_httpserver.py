@@ -190,3 +190,41 @@ def test_binds_loopback_and_closes_cleanly(root: Path) -> None:
 def test_refuses_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError):
         FaultyServer(tmp_path / "nope")
+
+
+def test_interim_sends_100_continue_until_the_client_goes(http_server: Start, root: Path) -> None:
+    srv = http_server(root, stall_s=30, trickle_s=0.01)
+    with socket.create_connection((srv.host, srv.port), timeout=10) as s:
+        s.sendall(b"GET /interim/a.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while data.count(b"100 Continue") < 5:
+            data += s.recv(4096)
+    assert b"200" not in data and data.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+def test_trickle_sends_the_whole_file_one_byte_at_a_time(http_server: Start, root: Path) -> None:
+    (root / "small.txt").write_bytes(b"0123456789")
+    srv = http_server(root, trickle_s=0.01)
+    with urllib.request.urlopen(srv.url("small.txt", "trickle"), timeout=10) as resp:
+        parts = [resp.read(1) for _ in range(10)]
+    assert b"".join(parts) == b"0123456789"
+
+
+def test_endless_chunked_body_is_bounded_by_huge_bytes(http_server: Start, root: Path) -> None:
+    srv = http_server(root, huge_bytes=5 * 64 * 1024)
+    with urllib.request.urlopen(srv.url("a.jpg", "endless-chunked"), timeout=10) as resp:
+        assert resp.headers["Transfer-Encoding"] == "chunked"
+        with pytest.raises(http.client.IncompleteRead) as info:  # it never ends properly
+            resp.read()
+    assert len(info.value.partial) == 5 * 64 * 1024
+
+
+def test_redirect_to_any_url(http_server: Start, root: Path) -> None:
+    srv = http_server(root)
+    assert get(srv.redirect_url(srv.url("a.jpg"))) == BODY
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+    conn.request("GET", srv.redirect_url("ftp://example.invalid/x").split(str(srv.port), 1)[1])
+    resp = conn.getresponse()
+    assert resp.status == 302 and resp.getheader("Location") == "ftp://example.invalid/x"
+    conn.close()
+    assert srv.count("/redirect/r") == 2
