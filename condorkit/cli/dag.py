@@ -37,7 +37,7 @@ def _show_dag_status(st: Any, as_json: bool) -> None:
 
 #: pool options that `graph --dag` takes for its task nodes (it has no job folder/condorkit.toml)
 GRAPH_POOL_OPTIONS = ("project_name", "request_gpus", "batch_name", "accounting_group",
-                      "submit_cmds")
+                      "container_image", "submit_cmds")
 
 
 def _graph_commands(args: argparse.Namespace) -> Any:

@@ -25,10 +25,11 @@ from condorkit.condor.submitcmds import (
     SubmitCommand,
     check_commands,
     check_rendered,
+    local_image,
     memory_value,
     submit_commands,
 )
-from condorkit.errors import RenderError
+from condorkit.errors import ConfigError, RenderError
 from condorkit.model.job import Job
 from condorkit.model.layout import START_MACRO, results_name
 from condorkit.version import __version__
@@ -70,6 +71,12 @@ def extra_commands(job: Job, dag: bool = False) -> tuple[str, tuple[SubmitComman
     parsers. ``dag``: without max_idle/max_materialize (a DAG node is one job; DAGMan throttles)."""
     cmds = submit_commands(job.config)
     check_commands(cmds, job.config.request_memory)
+    image = local_image(job.config, job.dir)
+    if image is not None and not image.exists():
+        src = job.config.sources.get("container_image", "default")
+        raise ConfigError(f"option container_image ({src}): {image} does not exist",
+                          "build the image there (e.g. `apptainer build image.sif ...`), or "
+                          "give an absolute path on the workers or docker://NAME:TAG")
     memory = next((c.value for c in cmds if c.key == "request_memory"),
                   memory_value(job.config.request_memory))
     skip = {"request_memory", *(("max_idle", "max_materialize") if dag else ())}

@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from condorkit.condor.quoting import submit_expr, submit_value
@@ -50,6 +51,10 @@ EXPRESSIONS = frozenset({
 _COMMAND = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 _ATTRIBUTE = re.compile(r"^(?:\+|[Mm][Yy]\.)([A-Za-z_][A-Za-z0-9_]{0,99})$")
 _GROUP = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+#: a container image: a file or folder name/path, or a URL (docker://, oras://, osdf://...)
+_IMAGE = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_.:/@+-]{0,999}$")
+#: an image that names a file or folder on the submit side, transferred by HTCondor
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
 _MB = {"": 1.0, "B": 1 / 2**20, "K": 1 / 1024, "KB": 1 / 1024, "M": 1.0, "MB": 1.0,
        "G": 1024.0, "GB": 1024.0, "T": 2.0**20, "TB": 2.0**20}
@@ -158,6 +163,29 @@ def memory_retry_commands(cfg: Any) -> list[SubmitCommand]:
     ]
 
 
+def container_command(cfg: Any) -> SubmitCommand:
+    """``container_image = IMAGE``: HTCondor runs the job (the wrapper, then the program) inside
+    the image: a ``.sif`` file or a sandbox folder (apptainer; a relative path is transferred
+    from the job folder), or ``docker://NAME:TAG`` (docker, or apptainer pulling it). With the
+    template's ``universe = vanilla`` condor_submit makes it a container-universe job."""
+    image = str(cfg.container_image)
+    origin = f"option container_image ({_src(cfg, 'container_image')})"
+    if not _IMAGE.match(image) or "//" in _SCHEME.sub("", image):
+        raise ConfigError(f"{origin}: {image!r} is not a container image name",
+                          "give a file like image.sif, a folder, an absolute path on the "
+                          "workers, or docker://NAME:TAG (letters, digits, _ . : / @ + -)")
+    return SubmitCommand("container_image", _q(submit_value, image, origin), origin)
+
+
+def local_image(cfg: Any, job_dir: Path) -> Path | None:
+    """The submit-side file or folder a relative ``container_image`` names (HTCondor transfers
+    it with every job), else None (a URL, or an absolute path that lives on the workers)."""
+    image = str(getattr(cfg, "container_image", ""))
+    if not image or _SCHEME.match(image) or image.startswith("/"):
+        return None
+    return job_dir / image
+
+
 def submit_commands(cfg: Any) -> tuple[SubmitCommand, ...]:
     """The extra submit lines of a job configuration, in a stable order, quoted."""
     cmds: list[SubmitCommand] = []
@@ -178,9 +206,7 @@ def submit_commands(cfg: Any) -> tuple[SubmitCommand, ...]:
                               "leave the quotes out")
         cmds.append(SubmitCommand("batch_name", _q(submit_value, cfg.batch_name, origin), origin))
     if cfg.container_image:
-        origin = f"option container_image ({_src(cfg, 'container_image')})"
-        cmds.append(SubmitCommand("container_image",
-                                  _q(submit_value, cfg.container_image, origin), origin))
+        cmds.append(container_command(cfg))
     for name in ("request_gpus", "max_idle", "max_materialize"):
         cmd = _int_option(name, getattr(cfg, name), cfg)
         if cmd is not None:

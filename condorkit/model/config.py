@@ -77,8 +77,8 @@ class JobConfig:
     max_materialize: int | None = field(default=None, metadata=_cli(
         "late materialization: jobs in the queue at most"))
     container_image: str = field(default="", metadata=_cli(
-        "run every job in this container image (e.g. an apptainer .sif); the pool must support "
-        "it"))
+        "run every chunk in this container image: a .sif file or sandbox folder in the job "
+        "folder, an absolute path on the workers, or docker://NAME:TAG", metavar="IMAGE"))
     memory_retry: str = field(default="", metadata=_cli(
         "release a job held for exceeding its memory with twice its peak use, up to SIZE "
         "(e.g. 8GB)", metavar="SIZE"))

@@ -44,10 +44,12 @@ def test_a_project_name_with_quotes_and_dollars_stays_one_literal_string() -> No
 def test_container_image_is_one_literal_submit_value() -> None:
     import htcondor2
 
-    got = lines(JobConfig(container_image="/images/photo $(x).sif"))
-    assert got == {"container_image": "/images/photo $(DOLLAR)(x).sif"}
+    got = lines(JobConfig(container_image="/images/photo-1.sif"))
+    assert got == {"container_image": "/images/photo-1.sif"}
     sub = htcondor2.Submit(f"container_image = {got['container_image']}\n")
-    assert sub.expand("container_image") == "/images/photo $(x).sif"
+    assert sub.expand("container_image") == "/images/photo-1.sif"
+    with pytest.raises(ConfigError, match="not a container image name"):  # never a macro
+        submit_commands(JobConfig(container_image="/images/photo $(x).sif"))
     with pytest.raises(ConfigError, match="container_image has its own condorkit option"):
         submit_commands(JobConfig(submit_cmds=(("container_image", "x.sif"),)))
 
