@@ -59,3 +59,16 @@ def test_only_a_relative_image_is_a_submit_side_file(tmp_path: Path) -> None:
 
     assert img("py.sif") == tmp_path / "py.sif" and img("box/") == tmp_path / "box"
     assert img("/cvmfs/x/img") is None and img("docker://x:1") is None and img("") is None
+
+
+def test_another_image_gives_other_chunk_keys(tmp_path: Path) -> None:
+    from condorkit.model.job import prepare
+
+    (tmp_path / "program.py").write_text("print()\n")
+    (tmp_path / "manifest.txt").write_text("a\nb\n")
+    plain = prepare(tmp_path, load_config(tmp_path, {}, env={}), write=False).keys
+    one = prepare(tmp_path, load_config(tmp_path, {"container_image": "docker://a:1"}, env={}),
+                  write=False).keys
+    two = prepare(tmp_path, load_config(tmp_path, {"container_image": "docker://a:2"}, env={}),
+                  write=False).keys
+    assert len({plain, one, two}) == 3
