@@ -68,26 +68,56 @@ def _value(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) else None
 
 
-def queued_chunks(job_dir: Path, schedd_name: str | None = None) -> dict[int, str]:
-    """Chunks of this job folder that some job in the queue is still working on.
+def unmade_starts(cluster: int, next_proc: int, record: Path) -> dict[int, str]:
+    """Chunks a late-materializing cluster will still make: ``{start: "CLUSTER.PROC ..."}`` for
+    every proc from ``next_proc`` on, from that cluster's run record (``runs/CLUSTER.json``)."""
+    try:
+        chunks = json.loads(record.read_text(encoding="utf-8"))["chunks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {int(c["start"]): f"{cluster}.{c['proc']} {UNMADE}" for c in chunks
+            if isinstance(c, dict) and isinstance(c.get("proc"), int) and c["proc"] >= next_proc}
 
-    Asks the schedd for every job whose (submit) folder is ``job_dir``, whichever way it was
-    submitted, and returns ``{start: "CLUSTER.PROC state"}`` for those idle, running, held, or
-    finished but waiting for their spooled outputs to be retrieved.
+
+def queued_chunks(job_dir: Path, schedd_name: str | None = None) -> dict[int, str]:
+    """Chunks of this job folder that some job in the queue is still working on, or will.
+
+    Asks the schedd (one query, cluster ads included) for every job whose (submit) folder is
+    ``job_dir``, whichever way it was submitted, and returns ``{start: "CLUSTER.PROC state"}``
+    for those idle, running, held, or finished but waiting for their spooled outputs to be
+    retrieved, and for the jobs a late-materializing cluster has not made yet (mapped to chunks
+    through its run record; a cluster without one, e.g. from ``condor_submit``, is adopted
+    first by ``status``). Raises :class:`CondorError` naming such a cluster when it cannot be
+    mapped, rather than risk running its chunks twice.
     """
-    from condorkit.condor.submit import CONFIG_HINT, locate_schedd
+    from condorkit.condor.submit import CONFIG_HINT, _htcondor, locate_schedd, runs_dir
 
     schedd, _ = locate_schedd(schedd_name)
     folder = json.dumps(str(job_dir.resolve()))
     try:
-        ads = schedd.query(f"(Iwd == {folder} || SUBMIT_Iwd == {folder}) && JobStatus != 3",
+        ads = schedd.query(f"(Iwd == {folder} || SUBMIT_Iwd == {folder}) && JobStatus =!= 3",
                            projection=["ClusterId", "ProcId", "JobStatus", "CondorkitStart",
-                                       "SUBMIT_Iwd"])
+                                       "SUBMIT_Iwd", "JobMaterializeNextProcId"],
+                           opts=_htcondor().QueryOpt.IncludeClusterAd)
     except Exception as exc:
         raise CondorError(f"cannot query the schedd for jobs of {job_dir}: {exc}",
                           CONFIG_HINT) from exc
-    out = {}
+    out: dict[int, str] = {}
     for ad in ads:
+        if "ProcId" not in ad:  # a cluster ad: late materialization still to come?
+            nxt = _value(ad.get("JobMaterializeNextProcId"))
+            if not isinstance(nxt, int):
+                continue
+            cluster = int(_value(ad.get("ClusterId")))
+            record = runs_dir(job_dir.resolve()) / f"{cluster}.json"
+            if not record.is_file():
+                raise CondorError(f"cluster {cluster} of {job_dir} still has jobs to "
+                                  "materialize, and no run record says which chunks they run",
+                                  f"look at it first (condorkit status --cluster {cluster}), "
+                                  f"or remove it (condor_rm {cluster})")
+            for start, what in unmade_starts(cluster, nxt, record).items():
+                out.setdefault(start, what)
+            continue
         start, code = _value(ad.get("CondorkitStart")), _value(ad.get("JobStatus"))
         if not isinstance(start, int) or (code == 4 and _value(ad.get("SUBMIT_Iwd")) is None):
             continue  # not a condorkit chunk, or completed and about to leave the queue
