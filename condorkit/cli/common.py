@@ -113,18 +113,43 @@ def config_of(args: argparse.Namespace, **cli: Any) -> Any:
     return load_config(job_dir_of(args), opts)
 
 
+def chunk_of(args: argparse.Namespace) -> int | None:
+    """``--chunk``, or with ``--target-minutes M`` the size a measured dry-run chooses (what it
+    measured and chose goes to stderr)."""
+    minutes = getattr(args, "target_minutes", None)
+    if minutes is None:
+        return getattr(args, "chunk", None)
+    from condorkit.condor.autochunk import choose_chunk
+
+    choice = choose_chunk(job_dir_of(args), config_of(args, max_rows=getattr(args, "max", None)),
+                          minutes)
+    err(f"{args.command}: {choice.describe()}")
+    return choice.chunk
+
+
+def add_target_minutes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-minutes", type=float, metavar="M",
+                   help="choose the chunk size so that a job lasts about M minutes "
+                        "(from a dry-run of one chunk)")
+
+
 def prepare_job(args: argparse.Namespace, write: bool = True, **cli: Any) -> Any:
     from condorkit.model.job import prepare
 
     return prepare(job_dir_of(args), config_of(args, **cli), write=write)
 
 
-def add_job_options(p: argparse.ArgumentParser) -> None:
-    """One flag per configuration field marked as a command-line option (see JobConfig)."""
+def add_job_options(p: argparse.ArgumentParser, names: Sequence[str] | None = None,
+                    title: str = "job options (override condorkit.toml and CONDORKIT_* "
+                                 "variables)") -> None:
+    """One flag per configuration field marked as a command-line option (see JobConfig), or
+    only for the fields in ``names``."""
     from condorkit.model.config import command_line_options, option_kind
 
-    g = p.add_argument_group("job options (override condorkit.toml and CONDORKIT_* variables)")
+    g = p.add_argument_group(title)
     for f in command_line_options():
+        if names is not None and f.name not in names:
+            continue
         flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
         kind = option_kind(f.name)
         kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata["help"]}

@@ -11,6 +11,8 @@ from typing import Any
 
 from condorkit.cli.common import (
     add_job_options,
+    add_target_minutes,
+    chunk_of,
     emit_json,
     err,
     job_dir_of,
@@ -33,10 +35,30 @@ def _show_dag_status(st: Any, as_json: bool) -> None:
     err(f"dag: {st.dag_status}{' (final)' if st.done else ''}; nodes: {counts}")
 
 
-def _submit_and_wait(args: argparse.Namespace, dag: Path) -> Any:
-    from condorkit.condor.dagman import submit_dag, wait_dag
+#: pool options that `graph --dag` takes for its task nodes (it has no job folder/condorkit.toml)
+GRAPH_POOL_OPTIONS = ("project_name", "request_gpus", "batch_name", "accounting_group",
+                      "container_image", "submit_cmds")
 
-    sub = submit_dag(dag)
+
+def _graph_commands(args: argparse.Namespace) -> Any:
+    """The extra submit commands of `graph --dag`, from its command line, checked by HTCondor."""
+    from condorkit.condor.submitcmds import check_commands, submit_commands
+    from condorkit.model.config import JobConfig, parse_pairs
+
+    opts = {k: getattr(args, k) for k in GRAPH_POOL_OPTIONS if getattr(args, k, None)}
+    if "submit_cmds" in opts:
+        opts["submit_cmds"] = parse_pairs(opts["submit_cmds"])
+    cfg = JobConfig(sources={k: "command line" for k in opts}, **opts)
+    cmds = submit_commands(cfg)
+    check_commands(cmds)
+    return cmds
+
+
+def _submit_and_wait(args: argparse.Namespace, dag: Path, commands: Any = ()) -> Any:
+    from condorkit.condor.dagman import submit_dag, wait_dag
+    from condorkit.condor.submitcmds import dagman_appends
+
+    sub = submit_dag(dag, append=dagman_appends(commands))
     err(f"dag: submitted {dag.name} as DAGMan cluster {sub.cluster}"
         + (" (rescue DAG: only unfinished nodes run)" if sub.rescue else ""))
     if not args.wait:
@@ -55,7 +77,7 @@ def cmd_dag(args: argparse.Namespace) -> int:
         return 0
     from condorkit.condor.dag import write_job_dag
 
-    job = prepare_job(args, chunk=args.chunk, max_rows=args.max)
+    job = prepare_job(args, chunk=chunk_of(args), max_rows=args.max)
     files = write_job_dag(job, name=args.name, fresh=args.fresh)
     if args.json and not args.wait:
         emit_json(files)
@@ -66,7 +88,9 @@ def cmd_dag(args: argparse.Namespace) -> int:
         err(f"dag: next: cd {job.dir} && condor_submit_dag {files.dag.name}   "
             f"(then: condorkit dag --status)")
         return 0
-    run = _submit_and_wait(args, files.dag)
+    from condorkit.condor.render import extra_commands
+
+    run = _submit_and_wait(args, files.dag, extra_commands(job, dag=True)[1])
     if run is None:
         return 0
     _show_dag_status(read_node_status(files.status_file), args.json)
@@ -134,16 +158,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if args.dag:
         from condorkit.condor.dag import collect_graph, write_graph_dag
 
+        commands = _graph_commands(args)
         files = write_graph_dag(graph, command, Path(args.dag), stdin=args.stdin,
                                 retries=args.retries, inputs=[Path(p) for p in args.inputs],
-                                fresh=args.fresh)
+                                fresh=args.fresh, commands=commands)
         err(f"graph: wrote {files.dag} ({len(files.nodes)} task node(s), {len(graph.edges)} "
             f"dependencies); node status file {files.status_file.name}")
         if not (args.submit or args.wait):
             err(f"graph: next: cd {files.dag.parent} && condor_submit_dag {files.dag.name}   "
                 f"(then: condorkit graph --collect {files.dag.parent})")
             return 0
-        if _submit_and_wait(args, files.dag) is None:
+        if _submit_and_wait(args, files.dag, commands) is None:
             return 0
         return _print_graph(args, collect_graph(files.dag.parent))
 
@@ -187,6 +212,7 @@ def add_dag_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--status", action="store_true",
                    help="show the node status file of the DAG instead of writing it")
     s.add_argument("--chunk", type=int, help="rows per chunk")
+    add_target_minutes(s)
     s.add_argument("--max", type=int, help="cap on the number of rows")
     add_job_options(s)
     s.set_defaults(func=cmd_dag)
@@ -232,6 +258,7 @@ def add_dag_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--collect", metavar="DIR", help="print the outcome of a pool run in DIR")
     s.add_argument("--reorder-input", metavar="FILE",
                    help="reorder tagged output (-l, and -r with it) from FILE or - ")
+    add_job_options(s, GRAPH_POOL_OPTIONS, "pool options of the task nodes (with --dag)")
     s.add_argument("graph", nargs="?", help="the graph file")
     s.add_argument("cmd", nargs=argparse.REMAINDER, help="the command (task name appended)")
     s.set_defaults(func=cmd_graph)

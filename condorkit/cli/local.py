@@ -10,6 +10,8 @@ from typing import Any
 from condorkit.cli.common import (
     Progress,
     add_job_options,
+    add_target_minutes,
+    chunk_of,
     config_of,
     emit_json,
     err,
@@ -27,7 +29,7 @@ def cmd_mksubmit(args: argparse.Namespace) -> int:
     from condorkit.condor.render import render_submit
     from condorkit.condor.submit import check_job_folder
 
-    job = prepare_job(args, chunk=args.chunk, max_rows=args.max)
+    job = prepare_job(args, chunk=chunk_of(args), max_rows=args.max)
     text = render_submit(job)
     try:
         check_job_folder(job)
@@ -209,6 +211,7 @@ def add_local_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("mksubmit", parents=[common], help="print the submit file for a job")
     s.add_argument("chunk", type=int, nargs="?", help="rows per job (default from config, 200)")
     s.add_argument("max", type=int, nargs="?", help="cap on the number of rows")
+    add_target_minutes(s)
     add_job_options(s)
     s.set_defaults(func=cmd_mksubmit)
 

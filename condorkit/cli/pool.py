@@ -9,6 +9,8 @@ from typing import Any
 from condorkit.cli.common import (
     Progress,
     add_job_options,
+    add_target_minutes,
+    chunk_of,
     config_of,
     emit_json,
     err,
@@ -46,7 +48,7 @@ def _report_submit(rep: Any, skipped: int, verb: str, as_json: bool) -> None:
 def cmd_submit(args: argparse.Namespace) -> int:
     from condorkit.condor.runs import submit
 
-    job = prepare_job(args, chunk=args.chunk, max_rows=args.max)
+    job = prepare_job(args, chunk=chunk_of(args), max_rows=args.max)
     res = submit(job, all_chunks=args.all, spool=args.spool, schedd=args.schedd)
     if res.submitted is None:
         err(f"submit: all {res.chunks} chunk(s) already have valid results; nothing to "
@@ -83,6 +85,10 @@ def _render_status(st: Any) -> None:
             f"{st.cluster}.{b.proc}) {b.state.upper()} after {b.attempts} attempt(s): {b.reason}")
     if len(st.bad) > 5:
         err(f"  ... and {len(st.bad) - 5} more held or failed chunk(s); by cause:")
+    held_before = [c for c in st.chunks if c.holds and c.state != "held"]
+    for c in held_before[:5]:
+        err(f"  chunk {c.start} ({c.state}) was held {len(c.holds)} time(s) and released; "
+            f"last: {c.holds[-1]}")
     if st.bad:
         show_causes(st.causes)
     for note in st.notes:
@@ -202,6 +208,8 @@ def add_pool_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         s.add_argument("--schedd", help="schedd name (default: the pool's only one)")
         s.add_argument("--chunk", type=int, help="rows per chunk")
         s.add_argument("--max", type=int, help="cap on the number of rows")
+        if name == "submit":
+            add_target_minutes(s)
         add_job_options(s)
         s.set_defaults(func=func)
 

@@ -45,6 +45,7 @@ from condorkit.condor.quoting import (
     submit_value,
 )
 from condorkit.condor.render import environment, submit_values
+from condorkit.condor.submitcmds import SubmitCommand, check_rendered
 from condorkit.errors import GraphError, RenderError, UsageError
 from condorkit.model.fileio import write_output
 from condorkit.model.graph import (
@@ -230,8 +231,11 @@ def write_job_dag(job: Job, name: str = JOB_DAG, status_interval: int = 5,
     agg_sub = state / "dag-aggregate.sub"
     pyz = build_aggregator(state / AGGREGATOR)
     env = environment(job.dir)
-    values = submit_values(job)
-    _write_text(chunk_sub, _render(env, "dag-chunk.sub.j2", values))
+    values = submit_values(job, dag=True)
+    extra = values["extra_commands"]
+    chunk_text = _render(env, "dag-chunk.sub.j2", values)
+    check_rendered(chunk_text, extra, "dag-chunk.sub.j2")  # type: ignore[arg-type]
+    _write_text(chunk_sub, chunk_text)
     cfg = job.config
     results = Path(cfg.results_dir).name
     report_remap = f"{REPORT}={cfg.log_dir}/{REPORT}"
@@ -247,7 +251,9 @@ def write_job_dag(job: Job, name: str = JOB_DAG, status_interval: int = 5,
         "request_memory": "512MB",
         "request_disk": "1GB",
     })
-    _write_text(agg_sub, _render(env, "dag-aggregate.sub.j2", agg))
+    agg_text = _render(env, "dag-aggregate.sub.j2", agg)
+    check_rendered(agg_text, extra, "dag-aggregate.sub.j2")  # type: ignore[arg-type]
+    _write_text(agg_sub, agg_text)
     nodes = [{"name": chunk_node(c.start), "start": dag_vars_value(str(c.start)),
               "count": dag_vars_value(str(c.count))} for c in job.chunks]
     text = _render(env, "job.dag.j2", {
@@ -278,11 +284,13 @@ def task_node(number: int) -> str:
 def write_graph_dag(graph: TaskGraph, command: Sequence[str], out_dir: Path,
                     stdin: bool = False, retries: int = 0, inputs: Sequence[Path] = (),
                     request_memory: str = "128MB", request_disk: str = "64MB",
-                    status_interval: int = 2, fresh: bool = False) -> DagFiles:
+                    status_interval: int = 2, fresh: bool = False,
+                    commands: Sequence[SubmitCommand] = ()) -> DagFiles:
     """Write ``OUT/graph.dag`` (node tN = task N, one PARENT/CHILD line per edge), the node
     submit file, ``graph.json`` and, with ``stdin``, ``in/tN.txt``. A command given as a path is
     copied to ``OUT/cmd/`` and transferred; a bare name is looked up on PATH here and must exist
-    at the same path on the workers."""
+    at the same path on the workers. ``commands``: extra submit commands for every task node
+    (:mod:`condorkit.submitcmds`, already checked)."""
     cmd = check_command(command)
     out_dir = out_dir.resolve()
     for sub in ("cmd", "out", "in"):
@@ -301,7 +309,7 @@ def write_graph_dag(graph: TaskGraph, command: Sequence[str], out_dir: Path,
     args = submit_args([*cmd[1:]] if stdin else [*cmd[1:], "$(task)"], keep=("task",))
     sub_path = out_dir / "task.sub"
     env = environment(None)
-    _write_text(sub_path, _render(env, "graph-task.sub.j2", {
+    task_text = _render(env, "graph-task.sub.j2", {
         "version": __version__, "source_name": _printable(Path(graph.source).name),
         "initialdir": submit_value(str(out_dir), "folder"),
         "executable": submit_value(str(exe), "executable"), "transfer_executable": transfer,
@@ -310,7 +318,10 @@ def write_graph_dag(graph: TaskGraph, command: Sequence[str], out_dir: Path,
                                                  "transfer_input_files") if inputs else "",
         "request_memory": submit_value(request_memory.replace(" ", ""), "request_memory"),
         "request_disk": submit_value(request_disk.replace(" ", ""), "request_disk"),
-    }))
+        "submit_commands": [c.line for c in commands],
+    })
+    check_rendered(task_text, commands, "graph-task.sub.j2")
+    _write_text(sub_path, task_text)
     nodes = []
     for n, task in enumerate(graph.tasks, start=1):
         try:

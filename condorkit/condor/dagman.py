@@ -205,8 +205,10 @@ def _dagman_clusters(dag: Path) -> set[int]:
             if e.type == htcondor2.JobEventType.SUBMIT}
 
 
-def submit_dag(dag: Path, command: Sequence[str] | None = None) -> DagSubmission:
+def submit_dag(dag: Path, command: Sequence[str] | None = None,
+               append: Sequence[str] = ()) -> DagSubmission:
     """Run ``condor_submit_dag DAG`` in the DAG's folder (a rescue DAG is picked up by DAGMan).
+    ``append``: submit lines for the DAGMan job itself (``-append``), e.g. a project name.
 
     The new DAGMan job's cluster is the one its event log gained by this submission."""
     cmd = list(command or submit_command())
@@ -219,7 +221,8 @@ def submit_dag(dag: Path, command: Sequence[str] | None = None) -> DagSubmission
     rescue = any(dag.parent.glob(dag.name + ".rescue[0-9][0-9][0-9]"))
     t0 = time.time()
     try:
-        proc = subprocess.run([*cmd, dag.name], cwd=dag.parent, capture_output=True,
+        appends = [a for line in append for a in ("-append", line)]
+        proc = subprocess.run([*cmd, *appends, dag.name], cwd=dag.parent, capture_output=True,
                               text=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CondorError(f"{shlex.join(cmd)} failed: {exc}", "check the pool") from exc

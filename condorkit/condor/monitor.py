@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from condorkit.condor import queueads
 from condorkit.condor.submit import (
     CONFIG_HINT,
     ChunkEntry,
@@ -47,7 +48,7 @@ SPOOLING_INPUT = 16  # HoldReasonCode of a freshly spooled job: transient, not a
 RETRIEVED = "condorkit: outputs retrieved"  # RemoveReason of a spooled job after retrieval
 _PROJECTION = ["ProcId", "JobStatus", "HoldReason", "HoldReasonCode", "ExitCode", "ExitBySignal",
                "ExitSignal", "NumJobStarts", "RemoteHost", "LastRemoteHost", "RemoveReason",
-               "RemoteWallClockTime", "CompletionDate", "CondorkitStart"]
+               "RemoteWallClockTime", "CompletionDate", "CondorkitStart", *queueads.PROJECTION]
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class ChunkStatus:
     reason: str = ""
     cause: str = ""  # held or failed: the cause, grouped by RunStatus.causes
     log: str = ""  # its stderr log in the job folder
+    releasing: bool = False  # held, but its own periodic_release says it will be released
+    holds: tuple[str, ...] = ()  # every hold of the job so far, oldest first (event log)
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,8 @@ class RunStatus:
 
     @property
     def finished(self) -> bool:
-        """No chunk can change any more without help (held chunks wait for a human)."""
-        return all(c.state in POOL_END_STATES for c in self.chunks)
+        """No chunk can change without help (held: a human, or its own periodic_release)."""
+        return all(c.state in POOL_END_STATES and not c.releasing for c in self.chunks)
 
     @property
     def ok(self) -> bool:
@@ -140,6 +143,7 @@ class _Events:
     hold_code: int | None = None
     abort_reason: str = ""
     evictions: int = 0
+    holds: list[str] = field(default_factory=list)
 
 
 def _plain(value: Any) -> Any:
@@ -187,6 +191,7 @@ class RunWatcher:
         self._checked: dict[Path, tuple[float, int, str]] = {}
         self._entries = {c.proc: c for c in record.chunks}
         self.in_queue: set[int] = set()
+        self.first_unmade: int | None = None  # late materialization (queueads)
 
     @property
     def schedd(self) -> Any:
@@ -230,17 +235,20 @@ class RunWatcher:
                 e.state = "held"
                 e.hold_reason = str(_plain(ev.get("HoldReason")) or "")
                 e.hold_code = _plain(ev.get("HoldReasonCode"))
+                e.holds.append(f"{e.hold_reason} (HoldReasonCode {e.hold_code})")
             elif ev.type == T.JOB_ABORTED:
                 e.state, e.abort_reason = "removed", str(_plain(ev.get("Reason")) or "")
         return True
 
     def query_queue(self) -> dict[int, Any]:
-        try:
-            ads = self.schedd.query(f"ClusterId == {self.record.cluster}", projection=_PROJECTION)
+        try:  # one query: the jobs, and the cluster ad of a late-materializing cluster
+            ads = self.schedd.query(f"ClusterId == {self.record.cluster}", projection=_PROJECTION,
+                                    opts=self._htcondor.QueryOpt.IncludeClusterAd)
         except Exception as exc:
             raise CondorError(f"cannot query the schedd {self.record.schedd.name!r} for cluster "
                               f"{self.record.cluster}: {exc}", CONFIG_HINT) from exc
-        return {int(ad["ProcId"]): ad for ad in ads if int(ad["ProcId"]) in self._entries}
+        jobs, self.first_unmade = queueads.split_cluster_ad(ads)
+        return {int(ad["ProcId"]): ad for ad in jobs if int(ad["ProcId"]) in self._entries}
 
     def query_history(self, procs: list[int]) -> None:
         """Fetch the history ads of ``procs`` that left the queue (cached: they never change)."""
@@ -285,7 +293,8 @@ class RunWatcher:
                          "only")
         queue = self.query_queue()
         self.in_queue = set(queue)
-        self.query_history([p for p in self._entries if p not in queue])
+        unmade = queueads.unmade(self._entries, queue, self._events, self.first_unmade)
+        self.query_history([p for p in self._entries if p not in queue and p not in unmade])
         chunks = []
         for entry in self.record.chunks:
             ad = queue.get(entry.proc)
@@ -293,6 +302,10 @@ class RunWatcher:
             if start is not None and start != entry.start:
                 notes.append(f"job {self.record.cluster}.{entry.proc} runs rows from {start}, "
                              f"the run record says {entry.start}")
+            if entry.proc in unmade:  # late materialization: waiting, not lost
+                chunks.append(ChunkStatus(entry.index, entry.start, entry.count, entry.proc,
+                                          State.IDLE, 0, None, "", reason=queueads.UNMADE))
+                continue
             chunks.append(self._chunk(entry, ad, self._history.get(entry.proc),
                                       self._events.get(entry.proc)))
         return RunStatus(self.record.cluster, self.record.job_dir, self.record.schedd.name,
@@ -329,10 +342,12 @@ class RunWatcher:
                     exit_code = 0  # its valid results are the best evidence left
         state = State.FAILED if job_status == "removed" else State(job_status)
         reason = problem = ""
+        releasing = job_status == "held" and qad is not None and queueads.releasing(qad)
         if job_status == "held":
             reason = f"held: {hold_reason or 'no reason given'}"
             if hold_code is not None:
                 reason += f" (HoldReasonCode {hold_code})"
+            reason += queueads.release_note(qad) if releasing else ""
         elif job_status in ("completed", "removed"):
             if by_signal:
                 state, reason = State.FAILED, f"killed by signal {signal}"
@@ -369,7 +384,7 @@ class RunWatcher:
                            hold_reason if state == State.HELD else "",
                            hold_code if state == State.HELD else None, problem,
                            wrapper_error,
-                           stderr_last, reason, cause, log)
+                           stderr_last, reason, cause, log, releasing, tuple(ev.holds))
 
     def hosts_of_attempts(self) -> dict[str, int]:
         """Execute attempts per host, from the event log (includes evicted attempts)."""
@@ -519,32 +534,3 @@ def where(record: RunRecord) -> Where:
     hosts = tuple(sorted((HostCount(h, r[0], r[1], r[2], r[3], max(attempts.get(h, 0), r[0]))
                           for h, r in rows.items()), key=lambda x: (-x.chunks, x.host)))
     return Where(record.cluster, hosts, unplaced)
-
-
-def queued_chunks(job_dir: Path, schedd_name: str | None = None) -> dict[int, str]:
-    """Chunks of this job folder that some job in the queue is still working on.
-
-    Asks the schedd for every job whose (submit) folder is ``job_dir``, whichever way it was
-    submitted, and returns ``{start: "CLUSTER.PROC state"}`` for those idle, running, held, or
-    finished but waiting for their spooled outputs to be retrieved.
-    """
-    import json
-
-    from condorkit.condor.submit import locate_schedd
-
-    schedd, _ = locate_schedd(schedd_name)
-    folder = json.dumps(str(job_dir.resolve()))
-    try:
-        ads = schedd.query(f"(Iwd == {folder} || SUBMIT_Iwd == {folder}) && JobStatus != 3",
-                           projection=["ClusterId", "ProcId", "JobStatus", "CondorkitStart",
-                                       "SUBMIT_Iwd"])
-    except Exception as exc:
-        raise CondorError(f"cannot query the schedd for jobs of {job_dir}: {exc}",
-                          CONFIG_HINT) from exc
-    out = {}
-    for ad in ads:
-        start, code = _plain(ad.get("CondorkitStart")), _plain(ad.get("JobStatus"))
-        if not isinstance(start, int) or (code == 4 and _plain(ad.get("SUBMIT_Iwd")) is None):
-            continue  # not a condorkit chunk, or completed and about to leave the queue
-        out[start] = f"{ad['ClusterId']}.{ad['ProcId']} {_JOB_STATUS.get(int(code or 0), code)}"
-    return out

@@ -21,7 +21,15 @@ from condorkit.condor.quoting import (
     submit_file_list,
     submit_value,
 )
-from condorkit.errors import RenderError
+from condorkit.condor.submitcmds import (
+    SubmitCommand,
+    check_commands,
+    check_rendered,
+    local_image,
+    memory_value,
+    submit_commands,
+)
+from condorkit.errors import ConfigError, RenderError
 from condorkit.model.job import Job
 from condorkit.model.layout import START_MACRO, results_name
 from condorkit.version import __version__
@@ -58,9 +66,27 @@ def _transfer_name(job: Job, p: Path) -> str:
     return _relative(job, p)
 
 
-def submit_values(job: Job) -> dict[str, object]:
+def extra_commands(job: Job, dag: bool = False) -> tuple[str, tuple[SubmitCommand, ...]]:
+    """(request_memory, the other extra submit commands) of the job, checked by HTCondor's
+    parsers. ``dag``: without max_idle/max_materialize (a DAG node is one job; DAGMan throttles)."""
+    cmds = submit_commands(job.config)
+    check_commands(cmds, job.config.request_memory)
+    image = local_image(job.config, job.dir)
+    if image is not None and not image.exists():
+        src = job.config.sources.get("container_image", "default")
+        raise ConfigError(f"option container_image ({src}): {image} does not exist",
+                          "build the image there (e.g. `apptainer build image.sif ...`), or "
+                          "give an absolute path on the workers or docker://NAME:TAG")
+    memory = next((c.value for c in cmds if c.key == "request_memory"),
+                  memory_value(job.config.request_memory))
+    skip = {"request_memory", *(("max_idle", "max_materialize") if dag else ())}
+    return memory, tuple(c for c in cmds if c.key not in skip)
+
+
+def submit_values(job: Job, dag: bool = False) -> dict[str, object]:
     """The quoted values the submit template places (also useful to custom templates)."""
     cfg = job.config
+    memory, extra = extra_commands(job, dag)
     out = results_name(START_MACRO)
     outs = [out, *job.outputs(START_MACRO)]
     return {
@@ -81,13 +107,15 @@ def submit_values(job: Job) -> dict[str, object]:
             for o in outs) + '"',
         "log_dir": submit_value(cfg.log_dir, "log_dir"),
         "request_cpus": int(cfg.request_cpus),
-        "request_memory": submit_value(cfg.request_memory.replace(" ", ""), "request_memory"),
+        "request_memory": memory,
         "request_disk": submit_value(cfg.request_disk.replace(" ", ""), "request_disk"),
         "requirements": submit_expr(cfg.requirements, "requirements") if cfg.requirements else "",
         "max_retries": int(cfg.max_retries),
         "job_lease_duration": int(cfg.job_lease_duration or 0),
         "chunk_timeout": int(cfg.chunk_timeout),
         "job_tag": json.dumps(job.manifest.sha256[:16]),
+        "submit_commands": [c.line for c in extra],
+        "extra_commands": extra,
     }
 
 
@@ -96,7 +124,8 @@ def render_submit(job: Job) -> str:
     env = environment(job.dir)
     try:
         template = env.get_template(job.config.template)
-        return template.render(**submit_values(job))
+        values = submit_values(job)
+        text = template.render(**values)
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"template {exc.name!r} not found in {job.dir / 'templates'} or the "
                           "packaged templates", "fix `template` in condorkit.toml") from exc
@@ -106,3 +135,5 @@ def render_submit(job: Job) -> str:
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"template {exc.filename}:{exc.lineno}: {exc.message}",
                           "fix the template syntax") from exc
+    check_rendered(text, values["extra_commands"], job.config.template)  # type: ignore[arg-type]
+    return text

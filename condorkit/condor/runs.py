@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from condorkit.condor.monitor import queued_chunks, status
+from condorkit.condor.monitor import status
+from condorkit.condor.queueads import queued_chunks
 from condorkit.condor.submit import (
     RunRecord,
     SubmitReport,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import warnings
@@ -369,9 +370,10 @@ def submit_run(job: Job, chunks: Sequence[Chunk] | None = None, *, spool: bool =
             if spool:
                 schedd.spool(result)
         except Exception as exc:
-            raise CondorError(f"the schedd {info.name!r} refused the submission: {exc}",
-                              "check the submit file with `condorkit mksubmit` and "
-                              "`condorkit dry-run`") from exc
+            raise CondorError(f"the schedd {info.name!r} refused the submission: "
+                              f"{schedd_reason(exc)}",
+                              "the pool's own reason is above; fix the option it names, and "
+                              "check the submit file with `condorkit mksubmit`") from exc
     cluster, first = int(result.cluster()), int(result.first_proc())
     folder = runs_dir(job.dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -392,6 +394,13 @@ def submit_run(job: Job, chunks: Sequence[Chunk] | None = None, *, spool: bool =
                      f"probably cannot write {event_log.parent}; outputs will not come back "
                      "either (make the log and results folders writable for the job owner)")
     return SubmitReport(record, path, tuple(notes))
+
+
+def schedd_reason(exc: BaseException) -> str:
+    """The schedd's own words from a failed submit (e.g. a SUBMIT_REQUIREMENT's reason)."""
+    text = str(exc).strip()
+    m = re.search(r"SCHEDD:\d+:(.+)", text, re.S)
+    return m.group(1).strip() if m else text
 
 
 def _appears(path: Path, timeout: float) -> bool:

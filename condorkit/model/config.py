@@ -24,6 +24,7 @@ ENV_PREFIX = "CONDORKIT_"
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
 #: an extra per-chunk output: a plain file name with ``{start}`` (filled with the chunk's start)
 _OUTPUT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_EXPR = re.compile(r"^[^\x00-\x1f\x7f]*[A-Za-z(][^\x00-\x1f\x7f]*$")  # checked by HTCondor later
 #: where pool workers fetch the bundle (HTCondor's file-transfer plugins): a folder URL
 _BUNDLE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|osdf://|pelican://[A-Za-z0-9.-]+)"
                          r"(/[A-Za-z0-9._~%+-]+)*/?$")
@@ -64,6 +65,26 @@ class JobConfig:
     max_retries: int = field(default=3, metadata=_cli("HTCondor max_retries per chunk"))
     job_lease_duration: int | None = field(default=None, metadata=_cli(
         "seconds before a lost job requeues"))
+    # pool options (condor/submitcmds.py): what real pools ask of every job
+    project_name: str = field(default="", metadata=_cli(
+        "+ProjectName of every job (the OSPool requires one)"))
+    request_gpus: int | None = field(default=None, metadata=_cli("HTCondor request_gpus"))
+    batch_name: str = field(default="", metadata=_cli("batch name shown by condor_q"))
+    accounting_group: str = field(default="", metadata=_cli(
+        "accounting group (e.g. group_physics.alice)"))
+    max_idle: int | None = field(default=None, metadata=_cli(
+        "late materialization: idle jobs at most"))
+    max_materialize: int | None = field(default=None, metadata=_cli(
+        "late materialization: jobs in the queue at most"))
+    container_image: str = field(default="", metadata=_cli(
+        "run every chunk in this container image: a .sif file or sandbox folder in the job "
+        "folder, an absolute path on the workers, or docker://NAME:TAG", metavar="IMAGE"))
+    memory_retry: str = field(default="", metadata=_cli(
+        "release a job held for exceeding its memory with twice its peak use, up to SIZE "
+        "(e.g. 8GB)", metavar="SIZE"))
+    submit_cmds: tuple[tuple[str, str], ...] = field(default=(), metadata=_cli(
+        "any other submit command or +Attribute (repeatable; adds to the [submit] table of "
+        "condorkit.toml)", "--submit-cmd", "KEY=VALUE"))
     chunk_timeout: int = field(default=86400, metadata=_cli(
         "seconds a chunk may run on the pool before it is held (allowed_job_duration; "
         "default 86400)"))
@@ -96,9 +117,15 @@ class JobConfig:
         if int(self.chunk_timeout) < 1:
             raise bad("chunk_timeout", "must be positive seconds",
                       "e.g. 86400 (a day); a chunk running longer is held with the reason")
-        for name in ("request_memory", "request_disk"):
-            if not _SIZE.match(str(getattr(self, name))):
-                raise bad(name, f"{getattr(self, name)!r} is not a size", "write e.g. 512MB or 2GB")
+        if not _SIZE.match(self.request_disk):
+            raise bad("request_disk", f"{self.request_disk!r} is not a size",
+                      "write e.g. 512MB or 2GB")
+        if not _SIZE.match(self.request_memory) and not _EXPR.match(self.request_memory):
+            raise bad("request_memory", f"{self.request_memory!r} is not a size (nor a "
+                      "ClassAd expression)", "write e.g. 512MB, 2GB, 2048 or an expression")
+        if self.memory_retry and not _SIZE.match(self.memory_retry):
+            raise bad("memory_retry", f"{self.memory_retry!r} is not a size",
+                      "write the ceiling for a retried job's memory, e.g. 8GB")
         for name in ("log_dir", "results_dir"):
             if not _RELNAME.match(getattr(self, name)):
                 raise bad(name, "must be a simple relative folder name",
@@ -134,6 +161,8 @@ _FIELDS = {f.name: f for f in fields(JobConfig) if f.name != "sources"}
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Convert a raw value (TOML, env string, CLI) to the field's type, or fail naming it."""
     typ = str(_FIELDS[name].type)
+    if name == "submit_cmds":
+        return _coerce_table(value, source)
     try:
         if typ.startswith("tuple"):
             if isinstance(value, str):
@@ -159,6 +188,41 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                       f"give {name} a value of type {typ}")
 
 
+def parse_pairs(items: Any, what: str = "--submit-cmd") -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE`` strings (the command line) as pairs; the value may contain ``=``."""
+    pairs = []
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} {item!r} is not KEY=VALUE",
+                              'write e.g. --submit-cmd "periodic_release=HoldReasonCode == 34"')
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def _coerce_table(value: Any, source: str) -> tuple[tuple[str, str], ...]:
+    """The ``[submit]`` table (TOML) or KEY=VALUE pairs (command line) as (key, value) pairs."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = list(parse_pairs(value))
+    elif isinstance(value, (list, tuple)) and all(
+            isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
+        items = [(k, v) for k, v in value]
+    else:
+        raise ConfigError(f"option submit_cmds ({source}): cannot use {value!r}",
+                          'write a [submit] table in condorkit.toml, or --submit-cmd KEY=VALUE')
+    out = []
+    for key, v in items:
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        if not isinstance(v, (str, int, float)):
+            raise ConfigError(f"[submit] {key} ({source}): {v!r} is not a single value",
+                              "give a string, a number or true/false")
+        out.append((str(key), str(v)))
+    return tuple(out)
+
+
 def read_project_file(job_dir: Path) -> dict[str, Any]:
     """Read ``condorkit.toml`` (top-level keys or a ``[job]`` table). Missing file: ``{}``."""
     path = job_dir / PROJECT_FILE
@@ -171,7 +235,10 @@ def read_project_file(job_dir: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the syntax of the file") from exc
+    table = data.pop("submit", None)  # the [submit] table is the option submit_cmds
     data = data.get("job", data)
+    if table is not None:
+        data = {**data, "submit_cmds": table}
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}",
@@ -224,7 +291,11 @@ def load_config(job_dir: Path, cli: Mapping[str, Any] | None = None,
             if name not in _FIELDS:
                 raise ConfigError(f"unknown option {name} ({source})",
                                   f"known options: {', '.join(sorted(_FIELDS))}")
-            values[name] = _coerce(name, raw, source)
+            value = _coerce(name, raw, source)
+            if name == "submit_cmds" and name in values:  # tables merge; later layers win per key
+                keys = {k for k, _ in value}
+                value = tuple(p for p in values[name] if p[0] not in keys) + value
+            values[name] = value
             sources[name] = source
     return JobConfig(sources=sources, **values)
 

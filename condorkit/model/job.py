@@ -180,6 +180,8 @@ def _options_hash(config: JobConfig, program: Path, extra: tuple[Path, ...],
         h.update(p.name.encode() + b"\0" + file_sha256(p).encode())
     if bundle is not None:
         h.update(b"bundle\0" + bundle.name.encode())
+    if config.container_image:  # another image may compute other results (only when set)
+        h.update(b"container\0" + config.container_image.encode())
     return h.hexdigest()
 
 
