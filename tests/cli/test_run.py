@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.localjob import joblog, make_job, result_rows
+from support.shared import required
 
 from condorkit.cli import main
 
@@ -122,10 +123,10 @@ def test_real_photodemo_run_then_aggregate(tmp_path: Path, photo_corpus) -> None
 PARALLEL = shutil.which("parallel")
 
 
-@pytest.mark.skipif(PARALLEL is None, reason="GNU parallel is not installed")
 def test_gnu_parallel_retries_the_failed_attempts_of_the_joblog(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    required(PARALLEL is not None, "GNU parallel (apt-get install parallel)")
     job = make_job(tmp_path / "job", rows=6, chunk=2)
     log = job / "logs" / "joblog.tsv"
     monkeypatch.setenv("CKTEST_FAIL_STARTS", "3")

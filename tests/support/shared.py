@@ -19,3 +19,13 @@ def shared_file(relative: str) -> Path:
             pytest.fail(f"{path} is missing: CI must have ../shared beside the repository")
         pytest.skip(f"{path} is not beside this checkout (CI=true makes this a failure)")
     return path
+
+
+def required(ok: bool, what: str) -> None:
+    """Skip the test when ``ok`` is false, except in CI (``CI=true``), where it FAILS: CI
+    installs every tool and root the suite needs (scripts/test), so a missing one is a bug."""
+    if ok:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is missing in CI; scripts/test must provide it")
+    pytest.skip(f"{what} is missing (CI=true makes this a failure)")

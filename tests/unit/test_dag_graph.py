@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.shared import shared_file
+from support.shared import required, shared_file
 
 from condorkit.errors import GraphError, UsageError
 from condorkit.local.graph import run_graph
@@ -206,8 +206,8 @@ def test_reorder_groups_tagged_lines_in_task_order() -> None:
 PAEXEC = shutil.which("paexec")
 
 
-@pytest.mark.skipif(PAEXEC is None, reason="paexec is not installed")
 def test_same_outcome_and_numbers_as_real_paexec(tmp_path: Path) -> None:
+    required(PAEXEC is not None, "paexec (apt-get install paexec)")
     text = (PKG / "packages.txt").read_bytes()
     proc = subprocess.run([PAEXEC, "-x", "-g", "-l", "-n", "+3", "-c", str(PKG / "build.sh")],
                           input=text, capture_output=True, check=True)

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.shared import required
 
 from condorkit.errors import GraphError
 from condorkit.local.graph import run_graph
@@ -128,10 +129,10 @@ def test_paexec_package_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, p
         assert outcome(out) == (set(graph.tasks) - skipped, failed, lines)
 
 
-@pytest.mark.skipif(PAEXEC is None, reason="paexec is not installed")
 @pytest.mark.parametrize("pattern", list(CASES))
 def test_real_paexec_agrees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                             pattern: str) -> None:
+    required(PAEXEC is not None, "paexec (apt-get install paexec)")
     monkeypatch.setenv("PATTERN", pattern)
     per_task, calc = builders(tmp_path)
     failed, skipped, lines = CASES[pattern]
