@@ -28,7 +28,7 @@ def test_wheel_contains_package_data(wheel: Path) -> None:
                      "condorkit/wrappers/ckjob.py", "condorkit/examples/photodemo/luminance.py",
                      "condorkit/examples/photodemo/condorkit.toml"):
         assert required in names
-    assert any(n.startswith("condorkit/html/") and n.endswith(".html") for n in names)
+    assert any(n.startswith("condorkit/report/html/") and n.endswith(".html") for n in names)
 
 
 def test_mksubmit_from_a_fresh_venv_outside_the_tree(wheel: Path, tmp_path: Path) -> None:
