@@ -48,6 +48,7 @@ from condorkit.model.interpreter import ENV_VAR, bundle_brings_python, job_env
 from condorkit.model.job import Job
 from condorkit.model.joblock import job_lock
 from condorkit.model.layout import JOBLOG, SCRATCH_DIR, scratch_root, state_dir
+from condorkit.model.scratch import stop_orphans
 from condorkit.model.states import State
 
 __all__ = ["ChunkOutcome", "RunProgress", "RunReport", "default_workers", "run"]
@@ -175,6 +176,7 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     old: dict[int, Any] = {}
     failing = False
     try:
+        stop_orphans(scratch_root(job.dir))  # programs a killed coordinator left running
         for d in scratch_root(job.dir).iterdir():
             if d.name.startswith(("chunk-", "piece-")):
                 shutil.rmtree(d, ignore_errors=True)

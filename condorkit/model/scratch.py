@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -118,6 +119,35 @@ def start(scratch: Path, executable: str, arguments: Iterable[str], env: Mapping
         return subprocess.Popen([str(scratch / executable), *arguments], cwd=scratch,
                                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=full,
                                 start_new_session=new_session)
+
+
+def stop_orphans(root: Path) -> tuple[int, ...]:
+    """SIGKILL the process group of every process still working in a scratch folder under
+    ``root`` and return their pids.
+
+    Called by a run that holds the job lock before it clears old scratch folders: no live run
+    of this job folder exists then, so such a process is an orphan of a coordinator that was
+    killed without cleaning up (SIGKILL, OOM, a lost terminal). Found through ``/proc/PID/cwd``
+    (Linux); elsewhere nothing is found.
+    """
+    prefix = str(root.resolve()) + os.sep
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:  # gone, or not ours to read
+            continue
+        if not (cwd + os.sep).startswith(prefix):
+            continue
+        pid = int(entry.name)
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+        found.append(pid)
+    return tuple(found)
 
 
 def stderr_tail(scratch: Path, size: int = 2000) -> str:

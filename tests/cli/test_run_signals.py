@@ -109,3 +109,27 @@ def test_worker_process_group_killed_from_outside_is_retried(tmp_path: Path) -> 
     assert [e["Outcome"] for e in first] == ["failed", "done"]
     assert first[0]["Signal"] == "9" and "SIGKILL" in first[0]["Note"]
     assert result_rows(job_dir) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("mode", ["--no-persistent", "--persistent-default"])
+def test_programs_of_a_sigkilled_coordinator_are_stopped_by_the_next_run(
+        tmp_path: Path, mode: str) -> None:
+    job_dir = make_job(tmp_path / "job", rows=4, chunk=2)
+    state = tmp_path / "state"
+    state.mkdir()
+    extra = [mode] if mode == "--no-persistent" else []
+    proc = start(job_dir, state, "-j", "2", "--granularity", "chunk", "--no-speculate", *extra,
+                 CKTEST_HANG="1")
+    wait_for(state / "pid-1-1", proc=proc)
+    program = pids(state, "pid-1-1")[0]
+    proc.kill()  # SIGKILL: the coordinator cleans nothing up
+    proc.wait()
+    again = start(job_dir, state, "-j", "2", "--json", *extra)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    for _ in range(200):
+        if not alive(program):
+            break
+        time.sleep(0.05)
+    assert not alive(program), "the killed coordinator's program still runs"
+    assert result_rows(job_dir) == [1, 2, 3, 4]
