@@ -472,6 +472,32 @@ def _clean_stale(out_dir: Path, max_age_s: float = 86400) -> None:
             pass
 
 
+def reuse_existing(final: Path, key: str, t0: float, python_field: str,
+                   force: bool) -> BundleResult | None:
+    """The bundle already at ``final`` when it was built from the same inputs (``key``)."""
+    if not final.is_file() or force:
+        return None
+    m = read_manifest(final)
+    if m.get("key") != key:
+        return None
+    return BundleResult(final, final.name, key, True, final.stat().st_size,
+                        time.perf_counter() - t0, m.get(python_field, ""), m.get("arch", ""),
+                        m.get("glibc", ""), int(m.get("files", "0") or 0),
+                        tuple(m.get("packages", "").split()))
+
+
+def make_workdir(out_dir: Path) -> Path:
+    """A fresh build folder in ``out_dir`` (stale ones of killed builds are removed)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out_dir))
+    except OSError as exc:
+        raise BundleError(f"cannot write to the output folder {out_dir}: {exc}",
+                          "pass -o with a writable folder") from exc
+    _clean_stale(out_dir)
+    return work
+
+
 def build_bundle(requirements: Path | None, out_dir: Path, python: str | Path | None = None,
                  force: bool = False) -> BundleResult:
     """Build (or reuse) the bundle for ``requirements`` in ``out_dir``; see the module doc."""
@@ -482,21 +508,10 @@ def build_bundle(requirements: Path | None, out_dir: Path, python: str | Path | 
     name = bundle_name(text, info)
     out_dir = out_dir.resolve()
     final = out_dir / name
-    if final.is_file() and not force:
-        m = read_manifest(final)
-        if m.get("key") == key:
-            return BundleResult(final, name, key, True, final.stat().st_size,
-                                time.perf_counter() - t0, m.get("python", ""),
-                                m.get("arch", ""), m.get("glibc", ""),
-                                int(m.get("files", "0") or 0),
-                                tuple(m.get("packages", "").split()))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out_dir))
-    except OSError as exc:
-        raise BundleError(f"cannot write to the output folder {out_dir}: {exc}",
-                          "pass -o with a writable folder") from exc
-    _clean_stale(out_dir)
+    reused = reuse_existing(final, key, t0, "python", force)
+    if reused is not None:
+        return reused
+    work = make_workdir(out_dir)
     try:
         venv = work / "venv"
         _make_venv(venv, info)

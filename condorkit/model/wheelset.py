@@ -35,23 +35,21 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 from condorkit.errors import BundleError
 from condorkit.model.bundle import (
-    BUILD_PREFIX,
     COMPRESSLEVEL,
     MANIFEST_NAME,
     BundleResult,
-    _clean_stale,
     _glibc_needed,
     _is_elf,
     _read_requirements,
+    make_workdir,
     normalize_requirements,
-    read_manifest,
+    reuse_existing,
 )
 from condorkit.version import __version__
 
@@ -290,20 +288,10 @@ def build_wheels(requirements: Path | None, out_dir: Path,
     name = wheels_name(text, pythons, platform)
     out_dir = out_dir.resolve()
     final = out_dir / name
-    if final.is_file() and not force:
-        m = read_manifest(final)
-        if m.get("key") == key:
-            return BundleResult(final, name, key, True, final.stat().st_size,
-                                time.perf_counter() - t0, m.get("sets", ""), m.get("arch", ""),
-                                m.get("glibc", ""), int(m.get("files", "0") or 0),
-                                tuple(m.get("packages", "").split()))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out_dir))
-    except OSError as exc:
-        raise BundleError(f"cannot write to the output folder {out_dir}: {exc}",
-                          "pass -o with a writable folder") from exc
-    _clean_stale(out_dir)
+    reused = reuse_existing(final, key, t0, "sets", force)
+    if reused is not None:
+        return reused
+    work = make_workdir(out_dir)
     skip = excludes(text)
     warnings: list[str] = []
     try:
