@@ -109,3 +109,37 @@ def test_a_bundle_changed_after_submit_fails_with_91(
         assert "is not the one the submit file names" in last
     finally:
         remove_leftovers(d, pool.schedd())
+
+
+def test_each_execute_node_unpacks_the_bundle_once_on_the_multi_node_pool(
+        multipool: Any, wheels_bundle: Any) -> None:
+    """On three execute nodes with their own /var/tmp and no shared filesystem: the bundle goes
+    by HTCondor's file transfer, and each node that runs jobs unpacks it once into its own
+    cache; every other job there reuses it."""
+    from conftest import MULTI_BASE, PROJECT
+    from support.pooljobs import write_job
+
+    sha = bundle_check(wheels_bundle.path).sha256
+    for node in multipool.nodes:  # cold caches on every node
+        shutil.rmtree(MULTI_BASE / "nodes" / node / "vartmp" / "condorkit-bundles-2000" / sha,
+                      ignore_errors=True)
+    d = write_job(multipool.job_dir("bundle-nodes"), rows=CHUNKS * 3, chunk=3,
+                  extra_toml=f'project_name = "{PROJECT}"\nbundle = "{wheels_bundle.name}"\n')
+    shutil.copy(wheels_bundle.path, d / wheels_bundle.name)
+    try:
+        ck_json("submit", cwd=d)
+        waited = ck("wait", "--timeout", "300", cwd=d, timeout=400)
+        assert waited.returncode == 0, waited.stderr
+        per_host: dict[str, list[str]] = {}
+        for start in range(1, CHUNKS * 3, 3):
+            err = (d / "logs" / f"chunk-{start}.err").read_text()
+            m, h = LINE.search(err), HOST.search(err)
+            assert m and h, err
+            per_host.setdefault(h.group(1), []).append(m.group(4))
+        print(f"\n{CHUNKS} jobs: {per_host}")
+        assert len(per_host) >= 2, per_host  # spread over the nodes
+        for host, hows in per_host.items():
+            assert hows.count("unpacked into the node cache") == 1, (host, hows)
+            assert hows.count("reused from the node cache") == len(hows) - 1, (host, hows)
+    finally:
+        remove_leftovers(d, multipool.schedd())
