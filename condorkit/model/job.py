@@ -9,11 +9,9 @@ input files. The submit template, the local backend and the dry-run all derive f
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -24,9 +22,18 @@ from condorkit.model.chunking import Chunk, iter_chunks
 from condorkit.model.config import JobConfig
 from condorkit.model.fileio import kind
 from condorkit.model.joblock import job_lock
-from condorkit.model.layout import CHUNK_DIR, CKJOB, STATE_DIR, WRAPPER, results_name, rows_name
-from condorkit.model.manifest import ManifestInfo, Tally, iter_rows, scan
+from condorkit.model.layout import (
+    CHUNK_DIR,
+    CKJOB,
+    STATE_DIR,
+    WRAPPER,
+    results_name,
+    rows_name,
+    rows_staging,
+)
+from condorkit.model.manifest import ManifestInfo, Tally
 from condorkit.model.results import valid_result
+from condorkit.model.rowsfile import ChunkRows, RowsStaging, iter_chunk_rows
 from condorkit.wrappers import ckjob
 
 
@@ -185,77 +192,15 @@ def _options_hash(config: JobConfig, program: Path, extra: tuple[Path, ...],
     return h.hexdigest()
 
 
-# One encoder for every row line: json.dumps with options builds a new JSONEncoder per call;
-# sharing one gives the same bytes several times faster (it mattered at 1,000,000 rows).
-_ROW_JSON = json.JSONEncoder(ensure_ascii=True, sort_keys=True).encode
-
-
-def _write_rows_file(path: Path, header: dict[str, object], lines: list[bytes]) -> None:
-    """Replace ``path`` atomically (temporary file + rename) unless it already holds ``data``.
-
-    Not fsynced file by file (at 1,000,000 rows, 5,000 fsyncs took ~18 s on the test machine):
-    rows files are derived data that every mksubmit/run/submit re-creates and compares,
-    and a damaged one after a power cut fails its chunk loudly (``ckjob.read_rows``) instead of
-    producing results, since results are validated against the key computed from the manifest.
-    """
-    data = json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines)
-    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _chunk_groups(manifest_path: Path, config: JobConfig, opts: str, keep_lines: bool,
-                  tally: Tally | None = None) -> Iterator[tuple[str, list[bytes]]]:
-    """Stream the manifest once: yield (key, row lines) for each chunk-sized group of rows.
-
-    A chunk's key hashes the options hash, then each row's number and values (not its line
-    in the file, so adding a comment or blank line reruns nothing). Rows past ``max_rows`` are
-    read (and so validated) but belong to no group.
-    """
-    columns = config.column_spec()
-    names = columns.names
-    size, cap = config.chunk, config.max_rows
-    h = hashlib.sha256(opts.encode())
-    lines: list[bytes] = []
-    n = 0
-    for r in iter_rows(manifest_path, columns):
-        if tally is not None:
-            tally.add(r)
-        if cap is not None and r.row > cap:
-            continue
-        rec: dict[str, object] = dict(zip(names, r.values, strict=True))
-        rec["row"] = r.row
-        h.update(_ROW_JSON(rec).encode())
-        if keep_lines:
-            rec["line"] = r.line
-            lines.append(_ROW_JSON(rec).encode() + b"\n")
-        n += 1
-        if n == size:
-            yield h.hexdigest(), lines
-            h, lines, n = hashlib.sha256(opts.encode()), [], 0
-    if n:
-        yield h.hexdigest(), lines
-
-
 def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
     """Validate the job and materialize its inputs (unless ``write`` is False).
 
-    With ``write`` the manifest is streamed twice: a validating scan first, so that a bad line
-    stops everything before any file is written, then the split into rows files. Without it
-    (``aggregate`` and ``status`` only need the chunk keys) one pass does both. Memory does not
-    grow with the manifest either way.
+    One pass over the manifest validates it and computes the chunk keys; with ``write`` the
+    same pass stages the rows files, which replace ``chunks/``'s only once every line was valid
+    (a bad line changes nothing). ``aggregate`` and ``status`` only need the keys
+    (``write=False``). Memory does not grow with the manifest either way (one chunk at a time).
     """
     job_dir = job_dir.resolve()
-    columns = config.column_spec()
     manifest_path = _resolve(job_dir, config.manifest, "manifest")
     program = _resolve(job_dir, config.program, "program")
     if program.name.startswith("-"):
@@ -271,45 +216,48 @@ def prepare(job_dir: Path, config: JobConfig, write: bool = True) -> Job:
     state = job_dir / STATE_DIR
     wrapper = state / WRAPPER
     ck = state / CKJOB
+    tally = Tally(manifest_path)
     if not write:
-        tally = Tally(manifest_path)
-        keys = [k for k, _ in _chunk_groups(manifest_path, config, opts, False, tally)]
-        info = tally.info(columns)
-        chunks = tuple(iter_chunks(info.rows, config.chunk, config.max_rows))
-        return Job(job_dir, config, info, chunks, tuple(keys), program, wrapper, ck, bundle,
-                   extra)
-    info = scan(manifest_path, columns)
+        keys = [c.key for c in _chunk_rows(manifest_path, config, opts, tally, False)]
+        info = tally.info(config.column_spec())
+    else:
+        with job_lock(job_dir, "condorkit (writing rows files)"):
+            info, keys = _materialize(job_dir, config, manifest_path, opts, tally, (wrapper, ck))
     chunks = tuple(iter_chunks(info.rows, config.chunk, config.max_rows))
-    with job_lock(job_dir, "condorkit (writing rows files)"):
-        keys = _materialize(job_dir, config, manifest_path, opts, chunks, (wrapper, ck))
+    if len(chunks) != len(keys):  # cannot happen: both cut the same rows
+        raise AssertionError(f"{len(chunks)} chunks but {len(keys)} keys")
     return Job(job_dir, config, info, chunks, tuple(keys), program, wrapper, ck, bundle, extra)
 
 
+def _chunk_rows(manifest_path: Path, config: JobConfig, opts: str, tally: Tally,
+                with_lines: bool) -> Iterator[ChunkRows]:
+    return iter_chunk_rows(manifest_path, config.column_spec(), config.chunk, config.max_rows,
+                           opts, tally, with_lines)
+
+
 def _materialize(job_dir: Path, config: JobConfig, manifest_path: Path, opts: str,
-                 chunks: tuple[Chunk, ...], installed: tuple[Path, Path]) -> list[str]:
-    """Write the rows files, the wrapper and ckjob.py (under the job lock); return the keys."""
-    columns = config.column_spec()
-    state, chunk_dir = job_dir / STATE_DIR, job_dir / CHUNK_DIR
+                 tally: Tally, installed: tuple[Path, Path]) -> tuple[ManifestInfo, list[str]]:
+    """Stream the manifest into staged rows files; once all of it is valid, move them into
+    ``chunks/`` and install the wrapper and ckjob.py (under the job lock). Returns what the
+    pass learned and the chunk keys."""
     wrapper, ck = installed
-    keys: list[str] = []
-    where = state
-    try:
-        for d in (state, chunk_dir, job_dir / config.results_dir, job_dir / config.log_dir):
-            where = d
-            d.mkdir(parents=True, exist_ok=True)
-        groups = _chunk_groups(manifest_path, config, opts, keep_lines=True)
-        for c, (key, lines) in zip(chunks, groups, strict=True):
-            keys.append(key)
-            header = {"format": ckjob.ROWS_FORMAT, "start": c.start, "count": c.count,
-                      "key": key, "options": opts, "columns": list(columns.names)}
-            where = chunk_dir / rows_name(c.start)
-            _write_rows_file(where, header, lines)
-        where = wrapper
-        _install_resource(WRAPPER, wrapper)
-        where = ck
-        _install_resource(CKJOB, ck)
-    except OSError as exc:
-        raise OutputError(f"cannot write {where}: {exc.strerror or exc}",
-                          "free some space on that disk (or make the job folder writable), "
-                          "then run the same command again") from None
-    return keys
+    staging = RowsStaging(rows_staging(job_dir), job_dir / CHUNK_DIR, opts, config.column_spec())
+    with staging:
+        for c in _chunk_rows(manifest_path, config, opts, tally, True):
+            staging.add(c)
+        info = tally.info(config.column_spec())
+        where = job_dir
+        try:
+            for d in (job_dir / config.results_dir, job_dir / config.log_dir):
+                where = d
+                d.mkdir(parents=True, exist_ok=True)
+            staging.commit()
+            where = wrapper
+            _install_resource(WRAPPER, wrapper)
+            where = ck
+            _install_resource(CKJOB, ck)
+        except OSError as exc:
+            raise OutputError(f"cannot write {where}: {exc.strerror or exc}",
+                              "free some space on that disk (or make the job folder writable), "
+                              "then run the same command again") from None
+    return info, staging.keys

@@ -13,6 +13,7 @@ chunk's files are named by its first row ``START``::
     JOB/.condorkit/scratch/            local scratch folders (one per attempt)
     JOB/.condorkit/parts/results-START-COUNT.json   results of a part of a chunk (local)
     JOB/.condorkit/runs/CLUSTER.json   run records of pool submissions (+ current-run.json)
+    JOB/.condorkit/rows-staging/       rows files being written, until the manifest validated
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ START_MACRO = "$(start)"  # the submit file's per-chunk macro, used in place of 
 SCRATCH_DIR = "scratch"
 PARTS_DIR = "parts"
 RUNS_DIR = "runs"
+ROWS_STAGING = "rows-staging"
 CURRENT_RUN = "current-run.json"
 RUN_LOCK = "run.lock"
 JOBLOG = "joblog.tsv"
@@ -96,6 +98,11 @@ def parts_dir(job_dir: Path) -> Path:
 
 def runs_dir(job_dir: Path) -> Path:
     return job_dir / STATE_DIR / RUNS_DIR
+
+
+def rows_staging(job_dir: Path) -> Path:
+    """Where rows files wait until the whole manifest is valid (then they move to chunks/)."""
+    return job_dir / STATE_DIR / ROWS_STAGING
 
 
 def current_run(job_dir: Path) -> Path:
