@@ -5,7 +5,9 @@ lines and lines starting with ``#`` are skipped; every other line is a data row 
 whitespace-separated fields described by :class:`Columns` (default: the photodemo tutorial's
 ``URL-or-path year``). The n-th data row is row n (1-based) wherever it goes. A malformed line is a
 :class:`~condorkit.errors.ManifestError` naming the file, the line and what was expected; nothing is
-silently dropped. Reading streams: memory does not grow with the manifest.
+silently dropped. Reading streams: memory does not grow with the manifest. :func:`iter_rows` reads
+line by line (the reference); :func:`iter_blocks` gives the same rows and errors many lines at a
+time (what job preparation and :func:`scan` use: a million rows in well under a second).
 
 Decisions for edge cases (see README "Failure modes"):
 - a line with the wrong number of fields, a non-integer year, a URL with an unsupported scheme, a
@@ -146,7 +148,7 @@ def _open(path: str | Path) -> BinaryIO:
 
 
 def _line_text(path: str, lineno: int, raw: bytes) -> str:
-    """The text of one line from its bytes (without the ``\n``): length, BOM, UTF-8, CRs."""
+    """The text of one line from its bytes (without its line end): length, BOM, UTF-8, CRs."""
     if len(raw) > MAX_LINE:
         raise ManifestError(path, lineno, f"line longer than {MAX_LINE:,} bytes",
                             "one input per line; is this really a manifest?")
@@ -208,10 +210,9 @@ def iter_blocks(path: str | Path, columns: Columns, block: int | None = None
     """The rows of :func:`iter_rows`, many lines at a time, with exactly its errors.
 
     Each block of lines is checked with whole-block string operations; a block in which
-    anything looks unusual (a control character, a CR inside a line, a wrong field count, a
-    bad int or URL scheme, bad UTF-8, a long line, a non-ASCII space between fields...) goes
-    through the line-by-line rules instead, which raise the same error for the same line, or
-    accept it. Memory: one block of ``block`` (default :data:`BLOCK`) bytes plus at most one line.
+    anything looks unusual (a control character even in a comment, a CR inside a line, a wrong
+    field count, a bad int or URL scheme, bad UTF-8, a long line) goes through the line-by-line
+    rules instead, which raise the same error for the same line, or accept it. Memory: one block of ``block`` (default :data:`BLOCK`) bytes plus at most one line.
     """
     name = str(path)
     block = block or BLOCK
