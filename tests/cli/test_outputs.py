@@ -297,7 +297,9 @@ def test_disk_full_while_writing_rows_files(tmp_path: Path, command: str,
         res = cli(capsys, command, "-C", str(job), *extra)
         tally("fault", 1, f"disk full during {command} (rows files)")
         one_line_error(res, 10, "No space left on device")
-        assert not [p for p in (job / "chunks").iterdir() if p.name.endswith(".tmp")]
+        chunks = job / "chunks"  # rows files are staged: none half-written anywhere
+        assert not chunks.exists() or not [p for p in chunks.iterdir() if p.name.endswith(".tmp")]
+        assert not (job / ".condorkit" / "rows-staging").exists()
         scratch = job / ".condorkit" / "scratch"
         assert not scratch.exists() or not list(scratch.iterdir())
 
