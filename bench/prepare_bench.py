@@ -14,11 +14,16 @@ round (A B C ..., then ... C B A), each in the same process:
   a folder and renamed into another (what any preparation must do), nothing else.
 
 The shared test machine's file creation cost varies a lot with the other users' disk activity,
-so ``files-only`` is measured in the same rounds. Every round checks that ``prepare`` wrote
+so ``files-only`` is measured in the same rounds, and each contender's CPU time (user +
+system) is shown beside its wall time. Where the job folder lives matters: creating a file costs
+the kernel ~0.05 ms in a quiet folder of this machine's disk but up to ~0.8 ms (CPU, in the
+inode allocator) under a crowded ``/tmp`` of the same disk, so the folders go to ``bench/work``
+unless ``--dir`` says otherwise. Every round checks that ``prepare`` wrote
 exactly the reference's bytes and keys.
 
     python bench/prepare_bench.py                  # 1,000,000 rows, 3 rounds
     python bench/prepare_bench.py --rows 200000 --rounds 1 --photo
+    python bench/prepare_bench.py --dir /tmp       # job folders in /tmp
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from condorkit.wrappers import ckjob  # noqa: E402
-from perf_common import log, machine, markdown, write_result  # noqa: E402
+from perf_common import BENCH, cpu_now, log, machine, markdown, write_result  # noqa: E402
 from rows_bench import make_job  # noqa: E402
 
 from condorkit.model.config import load_config  # noqa: E402
@@ -122,10 +127,16 @@ def files_only(tmp: Path) -> None:
 FILES: dict[str, bytes] = {}
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
+CPU: dict[str, list[float]] = {}
+
+
+def timed(fn: Callable[[], object], name: str) -> float:
+    """Wall seconds of ``fn()``; its CPU seconds (user + system) go to ``CPU[name]``."""
+    c0, t0 = cpu_now(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    CPU.setdefault(name, []).append(cpu_now() - c0)
+    return wall
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--photo", action="store_true", help="url:url year:int rows")
+    ap.add_argument("--dir", type=Path, default=BENCH / "work",
+                    help="where the job folders go (default bench/work)")
     args = ap.parse_args(argv)
     header = machine()
-    with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp_name:
+    args.dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="prepare-bench-", dir=args.dir) as tmp_name:
         tmp = Path(tmp_name)
         new, old = tmp / "new", tmp / "old"
         (make_photo_job if args.photo else make_job)(new, args.rows)
@@ -145,19 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         def fresh_prepare() -> None:
             shutil.rmtree(new / "chunks", ignore_errors=True)
             os.sync()  # the deletion's disk work is not charged to the next contender
-            t = timed(lambda: prepare(new, config))
-            times["prepare"].append(t)
+            times["prepare"].append(timed(lambda: prepare(new, config), "prepare"))
 
         def fresh_reference() -> None:
             shutil.rmtree(old / "chunks", ignore_errors=True)
             os.sync()
-            t0 = time.perf_counter()
-            keys["reference"] = reference(old)
-            times["reference"].append(time.perf_counter() - t0)
+            times["reference"].append(timed(lambda: keys.__setitem__("reference", reference(old)),
+                                            "reference"))
 
         def files() -> None:
             os.sync()
-            times["files-only"].append(timed(lambda: files_only(tmp)))
+            times["files-only"].append(timed(lambda: files_only(tmp), "files-only"))
 
         times: dict[str, list[float]] = {k: [] for k in (
             "reference", "prepare", "prepare-again", "keys-only", "files-only")}
@@ -166,10 +178,11 @@ def main(argv: list[str] | None = None) -> int:
             ("reference", fresh_reference),
             ("prepare", fresh_prepare),
             ("prepare-again", lambda: times["prepare-again"].append(
-                timed(lambda: prepare(new, config)))),
+                timed(lambda: prepare(new, config), "prepare-again"))),
             ("keys-only", lambda: times["keys-only"].append(
                 timed(lambda: keys.__setitem__("keys-only",
-                                               list(prepare(new, config, write=False).keys))))),
+                                               list(prepare(new, config, write=False).keys)),
+                      "keys-only"))),
             ("files-only", files),
         ]
         prepare(new, config)  # untimed: warms the caches, gives files-only its bytes
@@ -184,18 +197,20 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit("prepare's rows files or keys differ from the reference")
             log(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
     med = {k: statistics.median(v) for k, v in times.items()}
+    cpu = {k: statistics.median(v) for k, v in CPU.items()}
     table = [[k, f"{med[k]:.2f}", ", ".join(f"{x:.2f}" for x in times[k]),
-              f"{med['reference'] / med[k]:.1f}x"] for k in times]
+              f"{med['reference'] / med[k]:.1f}x", f"{cpu[k]:.2f}"] for k in times]
     kind = "url:url year:int" if args.photo else "item:str"
     load = "?"
     with contextlib.suppress(OSError):
         load = f"{os.getloadavg()[0]:.2f}"
     md = (f"{header}; {args.rows:,} rows ({kind}), chunk 200 ({-(-args.rows // 200):,} rows "
           f"files), {args.rounds} interleaved round(s); load average at the end {load}\n\n"
-          + markdown(["contender", "median (s)", "passes (s)", "reference / contender"], table))
+          + markdown(["contender", "median wall (s)", "passes (s)", "reference / contender",
+                      "median CPU (s)"], table))
     print(md)
     write_result("prepare_bench" + ("_photo" if args.photo else ""), md,
-                 {"rows": args.rows, "columns": kind, "seconds": times})
+                 {"rows": args.rows, "columns": kind, "seconds": times, "cpu_seconds": CPU})
     return 0
 
 

@@ -212,7 +212,8 @@ def iter_blocks(path: str | Path, columns: Columns, block: int | None = None
     Each block of lines is checked with whole-block string operations; a block in which
     anything looks unusual (a control character even in a comment, a CR inside a line, a wrong
     field count, a bad int or URL scheme, bad UTF-8, a long line) goes through the line-by-line
-    rules instead, which raise the same error for the same line, or accept it. Memory: one block of ``block`` (default :data:`BLOCK`) bytes plus at most one line.
+    rules instead, which raise the same error for the same line, or accept it.
+    Memory: one block of ``block`` (default :data:`BLOCK`) bytes plus at most one line.
     """
     name = str(path)
     block = block or BLOCK

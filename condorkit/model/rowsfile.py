@@ -198,6 +198,10 @@ class RowsStaging:
         """Move every staged rows file into ``chunks/`` (created if missing)."""
         where = self.chunk_dir
         try:
+            if self._staged and not os.path.lexists(self.chunk_dir):  # a new job: one rename
+                os.rename(self.staging, self.chunk_dir)
+                self._staged = []
+                return
             self.chunk_dir.mkdir(parents=True, exist_ok=True)
             for name in self._staged:
                 where = self.chunk_dir / name
