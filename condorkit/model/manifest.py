@@ -202,7 +202,8 @@ BLOCK = 1 << 18  # bytes read at once by iter_blocks (plus the rest of the last 
 _SUSPECT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u0085\u2028\u2029]")
 _TRAILING_CR = re.compile(r"\r+(?=\n)|\r+\Z")
 _INTS = re.compile(r"[+-]?[0-9]{1,18}(?:\n[+-]?[0-9]{1,18})*")  # _INT, one per line
-_SCHEMES = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):", re.MULTILINE)  # _SCHEME, per line
+# a line (after a \n) starting with a _SCHEME of 2 or more characters not in _URL_SCHEMES
+_BAD_SCHEME = re.compile(r"\n(?![Hh][Tt][Tt][Pp][Ss]?:|[Ff][Ii][Ll][Ee]:)[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def iter_blocks(path: str | Path, columns: Columns, block: int | None = None
@@ -299,10 +300,8 @@ def _fast_block(data: bytes, lineno: int, row: int, columns: Columns) -> RowBloc
                 return None
             values.append(list(map(int, texts)))
             continue
-        if col.type == "url":
-            for scheme in set(_SCHEMES.findall("\n".join(texts))):
-                if len(scheme) > 1 and scheme.lower() not in _URL_SCHEMES:
-                    return None
+        if col.type == "url" and _BAD_SCHEME.search("\n" + "\n".join(texts)):
+            return None
         values.append(texts)
     return RowBlock(row + 1, numbers, tuple(values))
 

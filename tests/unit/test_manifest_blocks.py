@@ -25,7 +25,8 @@ ODD = ["\x00", "\x01", "\x0b", "\x0c", "\r", "\x1c", "\x1f", "\x7f", "\x85", "\u
 INTS = ["0", "-0", "+5", "007", "123456789012345678", "-999999999999999999", "1" * 19, "1e3",
         "+-1", "", "٣", "1_0", "0x1"]
 URLS = ["http://h/x", "https://h/y", "file:///t/a", "C:\\p", "a.jpg", "HTTPS://H", "-x:y",
-        "ftp://h", "mailto:x", "svn+ssh://h", "a:b"]
+        "ftp://h", "mailto:x", "svn+ssh://h", "a:b", "httpx://h", "Files:/", "http+s:", "hTtPs1:",
+        "fil:e"]
 
 
 def _field(rng: random.Random, typ: str, odd: float) -> str:
