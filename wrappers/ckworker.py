@@ -13,9 +13,11 @@ worker reports the exit status (negative: the signal).
 Protocol, one JSON object per line, on the worker's stdin and stdout (which are moved away from
 file descriptors 0 and 1, so nothing the program or an import prints can corrupt them):
 ``{"ready": ..., "python": ..., "preloaded": [...]}`` once, then per request
-``{"scratch": DIR, "argv": [PROGRAM, ROWS, OUT], "env": {...}}`` -> ``{"pid": N}`` and later
-``{"exit": CODE}``. The worker and its children die with the coordinator (``PR_SET_PDEATHSIG``,
-and end of input). Standard library only, Python 3.6 syntax.
+``{"scratch": DIR, "runs": [[PROGRAM, ROWS, OUT], ...], "env": {...}, "status": NAME}`` ->
+``{"pid": N}`` and later ``{"exit": CODE}``. Usually ``runs`` holds one run; a *batch* (several
+small whole chunks, one after the other in the same child) has several and a ``status`` file
+that records each run's exit code. The worker and its children die with the coordinator
+(``PR_SET_PDEATHSIG``, and end of input). Standard library only, Python 3.6 syntax.
 """
 
 import ast
@@ -69,8 +71,11 @@ def program_imports(path):
 
 
 def preload(program):
+    """Import what the program imports, and what the scratch folder's ckjob.py imports (the
+    module itself is the piece's own copy), once for all pieces."""
     done = []
-    for name in program_imports(program):
+    ck = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ckjob.py")
+    for name in program_imports(program) + program_imports(ck):
         if name == "ckjob" or name.startswith("ckjob."):
             continue  # the scratch folder's own copy
         try:
@@ -91,8 +96,66 @@ def exit_code(exc):
     return 1
 
 
+def run_once(argv, scratch, env):
+    """Run the program once as the wrapper would (``argv`` = PROGRAM ROWS OUT); its exit code.
+
+    Every run starts from the scratch folder, the piece's environment and a fresh ``__main__``
+    namespace, so a program that changes its folder or environment does not change the next
+    run of a batch."""
+    os.chdir(scratch)
+    os.environ.clear()
+    os.environ.update(env)
+    argv = list(argv)
+    out = argv[2] if len(argv) == 3 else ""
+    if len(argv) != 3:
+        sys.stderr.write("condorkit-wrapper: error: usage: PROGRAM ROWS OUT (got %d "
+                         "arguments)\n" % len(argv))
+        code = 90
+    elif any("/" in a for a in argv):
+        sys.stderr.write("condorkit-wrapper: error: PROGRAM, ROWS and OUT must be plain file "
+                         "names in the scratch folder\n")
+        code = 90
+    elif not os.path.isfile(argv[0]):
+        sys.stderr.write("condorkit-wrapper: error: program '%s' is not in the scratch "
+                         "folder %s\n" % (argv[0], scratch))
+        code = 95
+    else:
+        sys.stderr.write("condorkit-wrapper: host=%s python=%d.%d.%d (%s, persistent "
+                         "worker) program=%s rows=%s\n"
+                         % ((socket.gethostname(),) + tuple(sys.version_info[:3])
+                            + (sys.executable, argv[0], argv[1])))
+        sys.argv = ["./" + argv[0], argv[1], argv[2]]
+        sys.path[0] = scratch
+        try:
+            runpy.run_path("./" + argv[0], run_name="__main__")
+            code = 0
+        except SystemExit as exc:
+            code = exit_code(exc)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        try:
+            sys.stdout.flush()
+        except BaseException:
+            pass
+        os.chdir(scratch)
+        if code != 0:
+            sys.stderr.write("condorkit-wrapper: program exited with code %d\n" % code)
+        elif not (os.path.isfile(out) and os.path.getsize(out) > 0):
+            sys.stderr.write("condorkit-wrapper: error: program exited 0 but wrote no %s\n"
+                             % out)
+            code = 96
+    if code != 0 and out and "/" not in out and not os.path.exists(out):
+        open(out, "wb").close()  # as the wrapper: an output file always exists
+    return code
+
+
 def child(req, proto_fds, parent):
-    """In the forked child: become the piece's program. Never returns."""
+    """In the forked child: become the piece's program, once per run. Never returns.
+
+    A batch (several runs) appends ``OUT CODE`` to the file ``req["status"]`` after each run,
+    so the coordinator knows which runs ended and how, even when a later run kills the process;
+    the child's exit status is the first non-zero run's code (0 when all succeeded)."""
     code = 1
     try:
         os.setpgid(0, 0)
@@ -110,49 +173,19 @@ def child(req, proto_fds, parent):
         os.dup2(err_fd, 2)
         for fd in (null, out_fd, err_fd):
             os.close(fd)
-        os.environ.clear()
-        os.environ.update(req["env"])
-        argv = list(req["argv"])
-        out = argv[2] if len(argv) == 3 else ""
-        if len(argv) != 3:
-            sys.stderr.write("condorkit-wrapper: error: usage: PROGRAM ROWS OUT (got %d "
-                             "arguments)\n" % len(argv))
-            code = 90
-        elif any("/" in a for a in argv):
-            sys.stderr.write("condorkit-wrapper: error: PROGRAM, ROWS and OUT must be plain file "
-                             "names in the scratch folder\n")
-            code = 90
-        elif not os.path.isfile(argv[0]):
-            sys.stderr.write("condorkit-wrapper: error: program '%s' is not in the scratch "
-                             "folder %s\n" % (argv[0], scratch))
-            code = 95
-        else:
-            sys.stderr.write("condorkit-wrapper: host=%s python=%d.%d.%d (%s, persistent "
-                             "worker) program=%s rows=%s\n"
-                             % ((socket.gethostname(),) + tuple(sys.version_info[:3])
-                                + (sys.executable, argv[0], argv[1])))
-            sys.argv = ["./" + argv[0], argv[1], argv[2]]
-            sys.path[0] = scratch
-            try:
-                runpy.run_path("./" + argv[0], run_name="__main__")
-                code = 0
-            except SystemExit as exc:
-                code = exit_code(exc)
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            try:
-                sys.stdout.flush()
-            except BaseException:
-                pass
-            if code != 0:
-                sys.stderr.write("condorkit-wrapper: program exited with code %d\n" % code)
-            elif not (os.path.isfile(out) and os.path.getsize(out) > 0):
-                sys.stderr.write("condorkit-wrapper: error: program exited 0 but wrote no %s\n"
-                                 % out)
-                code = 96
-        if code != 0 and out and "/" not in out and not os.path.exists(out):
-            open(out, "wb").close()  # as the wrapper: an output file always exists
+        runs = req["runs"]
+        status = None
+        if req.get("status"):
+            status = os.open(os.path.join(scratch, req["status"]),
+                             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        first = 0
+        for argv in runs:
+            one = run_once(argv, scratch, req["env"])
+            first = first or one
+            if status is not None:
+                out = argv[2] if len(argv) == 3 else "?"
+                os.write(status, ("%s %d\n" % (out, one)).encode("utf-8", "replace"))
+        code = first
     except BaseException:
         try:
             traceback.print_exc()
@@ -170,12 +203,13 @@ def child(req, proto_fds, parent):
 def after_signal(req, code):
     """The child died of a signal: say so in its stderr and leave an (empty) output file."""
     try:
-        scratch, argv = req["scratch"], req["argv"]
+        scratch = req["scratch"]
         with open(os.path.join(scratch, "_condor_stderr"), "a") as fh:
             fh.write("condorkit-wrapper: program killed by signal %d\n" % -code)
-        out = argv[2] if len(argv) == 3 else ""
-        if out and "/" not in out and not os.path.exists(os.path.join(scratch, out)):
-            open(os.path.join(scratch, out), "wb").close()
+        for argv in req["runs"]:
+            out = argv[2] if len(argv) == 3 else ""
+            if out and "/" not in out and not os.path.exists(os.path.join(scratch, out)):
+                open(os.path.join(scratch, out), "wb").close()
     except (OSError, KeyError, TypeError, IndexError):
         pass
 

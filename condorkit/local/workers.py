@@ -4,7 +4,10 @@ Owns starting, feeding and stopping the workers of ``wrappers/ckworker.py``. A w
 interpreter start and the program's top-level imports once; each piece still gets its own
 scratch folder (prepared by the scheduler exactly as for the wrapper), its own environment and
 process group, ``_condor_stdout``/``_condor_stderr``, and the wrapper's exit codes. Only a
-``.py`` program without a bundle runs this way; anything else goes through the wrapper.
+``.py`` program without a bundle runs this way; anything else goes through the wrapper. A
+*batch* runs several small whole chunks one after the other in the same child (each run the
+wrapper's contract with the chunk's own rows and results files), recording each run's exit code
+in the scratch folder's :data:`BATCH_STATUS` file.
 
 :meth:`Worker.run` returns a :class:`PieceProcess`, which looks like the ``Popen`` the scheduler
 otherwise keeps (``pid`` = the piece's process group, ``wait()`` = its exit status, negative for a
@@ -27,6 +30,24 @@ from condorkit.errors import CondorkitError
 
 WORKER = Path(str(resources.files("condorkit.wrappers").joinpath("ckworker.py")))
 START_TIMEOUT_S = 120.0  # preloading heavy imports on a busy machine
+
+
+BATCH_STATUS = "_condorkit_runs"  # in a batch's scratch folder: "OUT CODE" per finished run
+
+
+def batch_codes(scratch: Path) -> dict[str, int]:
+    """The exit code of each finished run of a batch, by output name (a run that never ended,
+    because an earlier one took the process down, is absent)."""
+    codes: dict[str, int] = {}
+    try:
+        text = (scratch / BATCH_STATUS).read_text("utf-8", "replace")
+    except OSError:
+        return codes
+    for line in text.splitlines():
+        name, _, code = line.rpartition(" ")
+        if name and code.lstrip("-").isdigit():
+            codes.setdefault(name, int(code))
+    return codes
 
 
 class WorkerError(CondorkitError):
@@ -112,12 +133,15 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def run(self, scratch: Path, argv: list[str], env: dict[str, str]) -> PieceProcess:
-        """Start one piece (``argv`` = the wrapper's ``PROGRAM ROWS OUT``)."""
+    def run(self, scratch: Path, runs: list[list[str]], env: dict[str, str]) -> PieceProcess:
+        """Start one piece: each of ``runs`` (the wrapper's ``PROGRAM ROWS OUT``) in turn, in
+        one forked child; with several (a batch) each run's exit code goes to
+        :data:`BATCH_STATUS` in the scratch folder (:func:`batch_codes`)."""
         if not (self.alive and self.ready):
             self._start()
         assert self.proc is not None and self.proc.stdin is not None
-        req = {"scratch": str(scratch), "argv": argv, "env": env}
+        req = {"scratch": str(scratch), "runs": runs, "env": env,
+               "status": BATCH_STATUS if len(runs) > 1 else ""}
         try:
             self.proc.stdin.write(json.dumps(req) + "\n")
             self.proc.stdin.flush()

@@ -15,8 +15,8 @@ from support.localjob import joblog, make_job, rejected, result_rows
 
 from condorkit.errors import UsageError
 from condorkit.local.pieces import make_piece, part_path, parts_dir
+from condorkit.local.planning import Estimate, plan_piece
 from condorkit.local.run import run
-from condorkit.local.scheduler import Estimate, plan_piece
 from condorkit.model.config import load_config
 from condorkit.model.job import Job, prepare
 from condorkit.report.aggregate import aggregate
@@ -270,6 +270,52 @@ def test_tiny_chunks_are_joined_and_still_written_per_chunk(tmp_path: Path) -> N
     report = run(job, workers=2, **FAST)
     assert not report.failed and report.pieces < 24  # start-up costs far more than a row
     assert len(list(job.results_dir.glob("results-*.json"))) == 24
+    assert_exactly_once(job)
+
+
+def batches(job: Job) -> list[dict[str, str]]:
+    return [e for e in joblog(job.log_dir / "joblog.tsv") if "," in e["Chunk"]]
+
+
+def test_tiny_chunks_run_as_batches_each_chunk_checked_on_its_own(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=60, chunk=1))
+    report = run(job, workers=2, **FAST)
+    assert not report.failed and report.pieces < 60
+    assert batches(job), "no piece ran several chunks"
+    for task in job.tasks():  # each chunk's own results file, never merged from parts
+        doc = json.loads(task.result_path.read_text())
+        assert "pieces" not in doc and doc["key"] == doc["rows_key"] == task.key
+    assert not parts_dir(job).is_dir() or not list(parts_dir(job).iterdir())
+    assert_exactly_once(job)
+
+
+def test_a_failing_chunk_in_a_batch_fails_alone(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=40, chunk=1))
+    env = env_with(tmp_path, CKTEST_FAIL_STARTS="30")
+    report = run(job, workers=2, retries=1, env=env, **FAST)
+    (bad,) = report.failed
+    assert bad.start == 30 and "always fails" in bad.reason
+    assert [c.start for c in report.chunks if c.status == "done"] == [
+        s for s in range(1, 41) if s != 30]
+    (line,) = [e for e in batches(job) if "30" in e["Chunk"].split(",")]
+    assert line["Outcome"] == "failed" and line["Note"].startswith("1 of ")
+    alone = [e for e in joblog(job.log_dir / "joblog.tsv") if e["Chunk"] == "30"]
+    assert len(alone) == 2  # the batch cost it no retry: two attempts alone (retries=1)
+    assert result_rows(job.dir) == [r for r in range(1, 41) if r != 30]
+
+
+def test_a_batch_killed_mid_way_keeps_its_finished_chunks(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=40, chunk=1))
+    env = env_with(tmp_path, CKTEST_KILL="30")
+    report = run(job, workers=2, retries=0, env=env, **FAST)
+    assert not report.failed
+    (line,) = [e for e in batches(job) if "30" in e["Chunk"].split(",")]
+    assert line["Outcome"] == "failed" and line["Signal"] == "9"
+    chunks = [int(c) for c in line["Chunk"].split(",")]
+    before = [c for c in chunks if c < 30]
+    rerun = {int(e["Chunk"]) for e in joblog(job.log_dir / "joblog.tsv")
+             if e["Chunk"].isdigit() and e["Attempt"] == "1" and int(e["Chunk"]) in chunks}
+    assert 30 in rerun and not rerun & set(before)  # chunks done before the kill stay done
     assert_exactly_once(job)
 
 

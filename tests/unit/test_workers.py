@@ -14,7 +14,7 @@ import pytest
 from support.localjob import joblog, make_job, result_rows
 
 from condorkit.local.run import run
-from condorkit.local.workers import Worker
+from condorkit.local.workers import BATCH_STATUS, Worker, batch_codes
 from condorkit.model.config import load_config
 from condorkit.model.job import Job, prepare
 
@@ -53,7 +53,7 @@ def worker(tmp_path: Path) -> Worker:
 
 
 def piece(w: Worker, d: Path, **env: str) -> int:
-    return w.run(d, ["prog.py", "rows.txt", "out.json"], dict(os.environ, **env)).wait()
+    return w.run(d, [["prog.py", "rows.txt", "out.json"]], dict(os.environ, **env)).wait()
 
 
 def test_pieces_run_as_main_in_their_scratch_folder_with_preloaded_imports(tmp_path: Path
@@ -97,6 +97,51 @@ def test_a_crashing_program_fails_its_piece_not_the_worker(tmp_path: Path, what:
         w.close()
 
 
+BATCH = """import os, sys
+what = open(sys.argv[1]).read().strip()
+seen = (os.getcwd(), os.environ.get("CKBATCH"), __name__, "leak" in globals())
+if what == "wander":  # change the folder and the environment: the next run must not see it
+    os.environ["CKBATCH"] = "changed"
+    leak = 1
+    os.chdir("/")
+    sys.exit(5)
+if what == "die":
+    os.kill(os.getpid(), 9)
+with open(sys.argv[2], "w") as fh:
+    fh.write(repr(seen))
+"""
+
+
+def test_a_batch_runs_each_chunk_afresh_and_records_each_exit_code(tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text(BATCH)
+    w = Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
+    d = tmp_path / "batch"
+    d.mkdir()
+    (d / "prog.py").write_text(BATCH)
+    for name, what in (("a", "ok"), ("b", "wander"), ("c", "ok"), ("d", "die"), ("e", "ok")):
+        (d / f"rows-{name}").write_text(what + "\n")
+    runs = [["prog.py", f"rows-{n}", f"out-{n}"] for n in "abcde"]
+    try:
+        code = w.run(d, runs, dict(os.environ, CKBATCH="piece")).wait()
+        assert code == -9  # the fourth run killed the process: the fifth never ran
+        assert batch_codes(d) == {"out-a": 0, "out-b": 5, "out-c": 0}
+        assert (d / BATCH_STATUS).is_file()
+        fresh = repr((str(d), "piece", "__main__", False))
+        assert (d / "out-a").read_text() == fresh == (d / "out-c").read_text()
+        assert (d / "out-b").read_bytes() == b""  # as the wrapper: outputs always exist
+        assert not (d / "out-e").exists() or (d / "out-e").read_bytes() == b""
+        err = (d / "_condor_stderr").read_text()
+        assert "program exited with code 5" in err and "killed by signal 9" in err
+        single = tmp_path / "single"
+        single.mkdir()
+        (single / "prog.py").write_text(BATCH)
+        (single / "rows").write_text("ok\n")
+        assert w.run(single, [["prog.py", "rows", "out"]], dict(os.environ)).wait() == 0
+        assert not (single / BATCH_STATUS).exists()  # one run: the wrapper's files only
+    finally:
+        w.close()
+
+
 def test_a_missing_program_is_the_wrappers_exit_95(tmp_path: Path) -> None:
     w = worker(tmp_path)
     try:
@@ -126,7 +171,7 @@ def test_workers_and_their_pieces_die_with_the_coordinator(tmp_path: Path) -> No
             "from condorkit.local.workers import Worker\n"
             f"w = Worker(sys.executable, Path({str(tmp_path / 'prog.py')!r}), dict(os.environ), "
             f"Path({str(tmp_path / 'w.log')!r}))\n"
-            f"p = w.run(Path({str(d)!r}), ['prog.py', 'r', 'o'], dict(os.environ))\n"
+            f"p = w.run(Path({str(d)!r}), [['prog.py', 'r', 'o']], dict(os.environ))\n"
             "print(w.proc.pid, p.pid, flush=True)\ntime.sleep(60)\n")
     coord = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
