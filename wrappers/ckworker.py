@@ -25,11 +25,11 @@ import ctypes
 import importlib
 import json
 import os
-import runpy
 import signal
 import socket
 import sys
 import traceback
+import types
 
 PR_SET_PDEATHSIG = 1
 
@@ -86,6 +86,66 @@ def preload(program):
     return done
 
 
+# compiled once in the worker (inherited by every forked child): source bytes -> code object.
+# A piece's file is used only when its bytes are exactly these; anything else is compiled anew.
+CODE = {}
+CKJOB = "ckjob.py"
+
+
+def remember(path, filename):
+    """Compile the file at ``path`` under ``filename`` (as a piece will name it) for later."""
+    try:
+        with open(path, "rb") as fh:
+            src = fh.read()
+        CODE[src] = compile(src, filename, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        pass
+
+
+def code_of(path):
+    with open(path, "rb") as fh:
+        src = fh.read()
+    code = CODE.get(src)
+    if code is None or code.co_filename != path:
+        code = compile(src, path, "exec", dont_inherit=True)
+    return code
+
+
+def run_main(path):
+    """``runpy.run_path(path, run_name="__main__")`` for a plain ``.py`` file, with the code
+    compiled once per worker: a fresh ``__main__`` module each time."""
+    code = code_of(path)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=path, __cached__=None, __loader__=None, __package__="",
+                         __spec__=None)
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    finally:
+        sys.modules["__main__"] = saved
+
+
+def import_ckjob(scratch):
+    """Import the scratch folder's ckjob.py as ``ckjob`` from the code compiled once, when its
+    bytes are the ones the worker compiled (else the program's own import does the work)."""
+    path = os.path.join(scratch, CKJOB)
+    try:
+        with open(path, "rb") as fh:
+            code = CODE.get(fh.read())
+    except OSError:
+        return
+    if code is None or "ckjob" in sys.modules:
+        return
+    mod = types.ModuleType("ckjob")
+    mod.__dict__.update(__file__=path, __cached__=None)
+    sys.modules["ckjob"] = mod
+    try:
+        exec(code, mod.__dict__)
+    except BaseException:
+        sys.modules.pop("ckjob", None)
+
+
 def exit_code(exc):
     code = exc.code
     if code is None:
@@ -127,7 +187,7 @@ def run_once(argv, scratch, env):
         sys.argv = ["./" + argv[0], argv[1], argv[2]]
         sys.path[0] = scratch
         try:
-            runpy.run_path("./" + argv[0], run_name="__main__")
+            run_main("./" + argv[0])
             code = 0
         except SystemExit as exc:
             code = exit_code(exc)
@@ -178,6 +238,7 @@ def child(req, proto_fds, parent):
         if req.get("status"):
             status = os.open(os.path.join(scratch, req["status"]),
                              os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        import_ckjob(scratch)
         first = 0
         for argv in runs:
             one = run_once(argv, scratch, req["env"])
@@ -234,6 +295,8 @@ def main(argv):
         writer.flush()
 
     preloaded = preload(argv[1])
+    remember(argv[1], "./" + os.path.basename(argv[1]))
+    remember(os.path.join(os.path.dirname(os.path.abspath(__file__)), CKJOB), CKJOB)
     say({"ready": True, "pid": os.getpid(), "preloaded": preloaded,
          "python": "%d.%d.%d" % tuple(sys.version_info[:3])})
     for line in reader:
@@ -260,7 +323,11 @@ def main(argv):
         else:
             code = os.WEXITSTATUS(status)
         say({"exit": code})
-    return 0
+    try:  # end of input: leave at once (no interpreter teardown of numpy & co.)
+        writer.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":

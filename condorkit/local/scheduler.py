@@ -20,7 +20,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,15 @@ from condorkit.local.pieces import (
     write_piece_rows,
 )
 from condorkit.local.planning import Estimate, plan_piece
-from condorkit.local.workers import PieceProcess, Worker, WorkerError, batch_codes
+from condorkit.local.workers import (
+    PieceProcess,
+    Worker,
+    WorkerError,
+    batch_codes,
+    matching,
+    start_pool,
+)
 from condorkit.model.failures import describe
-from condorkit.model.interpreter import ENV_VAR
 from condorkit.model.job import Job
 from condorkit.model.layout import results_name, rows_name, scratch_root
 from condorkit.model.scratch import STDERR, make_scratch, place, start, worker_env
@@ -119,20 +125,21 @@ class Scheduler:
                  speculate_after: float | None, backoff: float, joblog: Path, grace: float,
                  env: dict[str, str], on_progress: Callable[[RunProgress], None] | None,
                  seed: int | None, persistent: bool = True,
-                 time_limit: float | None = None) -> None:
+                 time_limit: float | None = None, prestarted: Sequence[Worker] = ()) -> None:
         self.job, self.workers, self.retries = job, workers, retries
         self.time_limit = time_limit
         # persistent workers for a .py program without a bundle: one per worker slot
         self.pool: list[Worker] = []
         self.pool_busy: set[int] = set()
         if persistent and job.bundle is None and job.program.suffix == ".py":
-            python = env.get(ENV_VAR) or shutil.which("python3", path=env.get("PATH"))
-            wenv = worker_env(env, job.config.request_cpus)  # thread variables before imports
-            if python:
-                self.pool = [Worker(python, job.program, wenv, job.log_dir / f"worker-{k}.log")
-                             for k in range(workers)]
-                for w in self.pool:  # all start (and preload) at once
-                    w.spawn()
+            if matching(prestarted, job.program, env, job.config.request_cpus, workers):
+                self.pool = list(prestarted)
+            else:
+                self.pool = start_pool(job.program, env, job.config.request_cpus, workers,
+                                       job.log_dir)
+        for w in prestarted:
+            if w not in self.pool:
+                w.close()
         self.dispatch, self.adaptive = dispatch, granularity == "auto" and dispatch == "balanced"
         self.speculate_after, self.backoff, self.grace = speculate_after, backoff, grace
         self.env, self.on_progress = env, on_progress
@@ -279,6 +286,8 @@ class Scheduler:
                 killpg(c.proc.pid, signal.SIGKILL)
 
     def close_workers(self) -> None:
+        for w in self.pool:  # all at once: they end in parallel
+            w.shutdown()
         for w in self.pool:
             w.close()
 

@@ -14,7 +14,7 @@ import pytest
 from support.localjob import joblog, make_job, result_rows
 
 from condorkit.local.run import run
-from condorkit.local.workers import BATCH_STATUS, Worker, batch_codes
+from condorkit.local.workers import BATCH_STATUS, Worker, batch_codes, prestart
 from condorkit.model.config import load_config
 from condorkit.model.job import Job, prepare
 
@@ -142,6 +142,31 @@ def test_a_batch_runs_each_chunk_afresh_and_records_each_exit_code(tmp_path: Pat
         w.close()
 
 
+def test_a_piece_runs_its_own_files_not_the_workers_compiled_copies(tmp_path: Path) -> None:
+    """The worker compiles the program and ckjob.py once; a piece whose files differ (an edited
+    program, another ckjob.py) runs its own bytes."""
+    from condorkit.wrappers import ckjob
+
+    prog = ("import ckjob, sys\nopen(sys.argv[2], 'w').write('%s %%s %%s' %% "
+            "(getattr(ckjob, 'MARK', 'real'), __file__))\n")
+    real = Path(ckjob.__file__).read_text()
+    (tmp_path / "prog.py").write_text(prog % "v1")
+    w = Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
+    try:
+        for name, version, ck, expect in (("same", "v1", real, "real"),
+                                          ("edited", "v2", real + "\nMARK = 'b'\n", "b"),
+                                          ("again", "v1", real, "real")):
+            d = tmp_path / name
+            d.mkdir()
+            (d / "prog.py").write_text(prog % version)
+            (d / "ckjob.py").write_text(ck)
+            (d / "rows.txt").write_text("x\n")
+            assert w.run(d, [["prog.py", "rows.txt", "out"]], dict(os.environ)).wait() == 0
+            assert (d / "out").read_text() == f"{version} {expect} ./prog.py"
+    finally:
+        w.close()
+
+
 def test_a_missing_program_is_the_wrappers_exit_95(tmp_path: Path) -> None:
     w = worker(tmp_path)
     try:
@@ -219,6 +244,25 @@ def test_a_run_uses_the_workers_and_gives_the_same_results(tmp_path: Path) -> No
         assert ("persistent worker" in errs) is persistent
         rows[persistent] = result_rows(job.dir)
     assert rows[True] == rows[False] == list(range(1, 31))
+
+
+def test_workers_started_before_the_job_is_prepared_are_used_when_they_match(
+        tmp_path: Path) -> None:
+    folder = make_job(tmp_path / "job", rows=12, chunk=4)
+    env = env_with(tmp_path)
+    config = load_config(folder, {}, env={})
+    early = prestart(folder, config, 2, env=env)
+    assert len(early) == 2 and all(w.alive for w in early)
+    report = run(load_job(folder), workers=2, env=env, prestarted=early, speculate_after=None)
+    assert not report.failed and result_rows(folder) == list(range(1, 13))
+    assert any(w.ready for w in early) and all(w.started == 1 for w in early)
+    assert not any(w.alive for w in early)  # the run closed them
+    # workers that do not match the run (another count) are closed unused
+    other = prestart(folder, config, 3, env=env)
+    report = run(load_job(folder), workers=2, env=env, prestarted=other, only=[])
+    assert not any(w.ready or w.alive for w in other)
+    # a job the workers cannot run gets none (a program that is not Python, a bundle)
+    assert prestart(folder, load_config(folder, {"program": "square.sh"}, env={}), 2) == []
 
 
 def test_a_hanging_piece_is_killed_at_the_time_limit_and_recorded(tmp_path: Path) -> None:
