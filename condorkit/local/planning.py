@@ -20,6 +20,7 @@ class Estimate:
 
 
 JOIN_MAX_ROWS = 20_000
+MIN_PIECE_S = 0.05  # no piece is planned shorter (nor 3 start-ups)
 
 
 def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, running_rows: float,
@@ -31,10 +32,12 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
     ``n_spans - 1``, a prefix of the last). Rules:
 
     - the fair share is the rows still to do (pending plus the estimated rest of running pieces)
-      over the workers (guided self-scheduling), so pieces shrink towards the end of the run and
-      the workers finish together;
-    - a piece is never cut shorter than ~5 start-ups' worth of work (``min_rows``), and a cut
-      never leaves a remainder shorter than that;
+      over twice the workers (factoring; before any estimate, over the workers), so pieces
+      shrink towards the end of the run and the workers finish together even when rows differ
+      in cost (the last pieces are short, so one slow piece cannot hold up the end);
+    - a piece is never cut shorter than 3 start-ups' worth of work (and ``MIN_PIECE_S``):
+      ``min_rows``; a cut never leaves a remainder shorter than that, so the last pieces of a
+      run are short and the workers end close together;
     - when start-up costs more than 2% of running the head span, adjacent fresh spans are joined
       (across chunk boundaries) until start-up is 2% of the piece, up to the fair share and to
       ``JOIN_MAX_ROWS`` (a joined piece's results stay in memory until its chunks are merged).
@@ -42,9 +45,10 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
     Before any attempt has finished (no estimate) spans are only cut at the fair share.
     """
     start, count, fresh = spans[0]
-    share = math.ceil((pending_rows + running_rows) / max(workers, 1))
     known = est.row_s > 0 and est.overhead_s > 0
-    min_rows = max(1, math.ceil(max(0.2, 5 * est.overhead_s) / est.row_s)) if known else 1
+    parts = max(workers, 1) * (2 if known else 1)
+    share = math.ceil((pending_rows + running_rows) / parts)
+    min_rows = max(1, math.ceil(max(MIN_PIECE_S, 3 * est.overhead_s) / est.row_s)) if known else 1
     take = max(share, min_rows)
     goal = math.ceil(50 * est.overhead_s / est.row_s) if known else 0
     if count >= take or goal <= count or not fresh:

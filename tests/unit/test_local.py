@@ -344,10 +344,11 @@ def test_bad_dispatch_is_a_usage_error(tmp_path: Path) -> None:
     [
         # plenty of work left: take the whole chunk
         ([(1, 200, True)], 1000, 0, Estimate(), (1, 200)),
-        # the tail: cut at the fair share of what is left
-        ([(801, 200, True)], 200, 10, Estimate(0.05, 0.2), (1, 105)),
-        # never leave a remainder below a few start-ups of work (20 rows here)
-        ([(801, 110, True)], 110, 80, Estimate(0.05, 0.2), (1, 110)),
+        # the tail: cut at the fair share of what is left (over twice the workers)
+        ([(801, 200, True)], 200, 10, Estimate(0.05, 0.2), (1, 53)),
+        # never leave a remainder below three start-ups of work (12 rows here)
+        ([(801, 55, True)], 55, 120, Estimate(0.05, 0.2), (1, 55)),
+        ([(801, 70, True)], 70, 120, Estimate(0.05, 0.2), (1, 48)),
         # no estimate yet: split one big chunk between two idle workers
         ([(1, 10, True)], 10, 0, Estimate(), (1, 5)),
         # tiny chunks are joined while they are adjacent, whole and fresh
@@ -359,9 +360,9 @@ def test_bad_dispatch_is_a_usage_error(tmp_path: Path) -> None:
         # joined until start-up is 2% of the piece, ending inside a chunk if need be...
         ([(1, 50, True), (51, 50, True), (101, 50, True)], 1000, 0, Estimate(0.05, 0.12),
          (3, 120)),
-        # ...but not leaving a remainder shorter than min_rows (12 here)
-        ([(1, 50, True), (51, 50, True), (101, 30, True)], 1000, 0, Estimate(0.05, 0.12),
-         (3, 130)),
+        # ...but not leaving a remainder shorter than min_rows (8 here)
+        ([(1, 50, True), (51, 50, True), (101, 27, True)], 1000, 0, Estimate(0.05, 0.12),
+         (3, 127)),
         # a span that failed before is taken alone
         ([(1, 50, False), (51, 50, True)], 1000, 0, Estimate(0.05, 0.3), (1, 50)),
     ],
