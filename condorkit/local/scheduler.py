@@ -53,6 +53,7 @@ from condorkit.model.job import Job
 from condorkit.model.layout import results_name, rows_name, scratch_root
 from condorkit.model.scratch import STDERR, make_scratch, place, start, worker_env
 from condorkit.model.states import State
+from condorkit.wrappers import ckjob
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ class Scheduler:
 
         scratch = make_scratch(self.root, piece.label, job.wrapper, inputs, fill=rows)
         env = worker_env(self.env, job.config.request_cpus)
+        env.setdefault(ckjob.FSYNC_VAR, "0")  # results are checked and moved by this process
         proc: subprocess.Popen[bytes] | PieceProcess | None = None
         free = [k for k in range(len(self.pool)) if k not in self.pool_busy]
         if free:  # the same scratch folder and arguments, run by a persistent worker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,18 @@ def test_broken_legacy_fragments_are_invalid(tmp_path: Path, text: str, name: st
     rf = load_results(path)
     assert not rf.valid
     assert any(expect in p for p in rf.problems), rf.problems
+
+
+@pytest.mark.parametrize(("value", "synced"), [(None, 1), ("1", 1), ("0", 0)])
+def test_results_reach_the_disk_unless_the_local_backend_says_not_to_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None, synced: int) -> None:
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    if value is None:
+        monkeypatch.delenv(ckjob.FSYNC_VAR, raising=False)
+    else:
+        monkeypatch.setenv(ckjob.FSYNC_VAR, value)
+    ckjob.atomic_write_bytes(str(tmp_path / "r.json"), b"{}\n")
+    assert (tmp_path / "r.json").read_bytes() == b"{}\n" and len(calls) == synced
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
