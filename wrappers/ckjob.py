@@ -230,7 +230,11 @@ def check_results(doc, expect_start=None, expect_count=None, expect_key=None,
     if expect_rows_key is not None and doc.get("rows_key") != expect_rows_key:
         problems.append("computed from other rows than this chunk's (rows_key %s)"
                         % ("missing" if "rows_key" not in doc else "differs"))
-    rows = [r.get("row") if isinstance(r, dict) else None for r in records]
+    try:
+        rows = [r["row"] for r in records]
+    except (KeyError, TypeError):  # a record without a row, or not an object (JSON values
+        # other than objects all refuse ["row"] with a TypeError)
+        rows = [r.get("row") if isinstance(r, dict) else None for r in records]
     kinds = set(map(type, rows))
     expected = list(range(start, start + count))
     if kinds - {int, type(None)}:  # 1.0 or true is not a row number
