@@ -137,7 +137,7 @@ class Scheduler:
                 self.pool = list(prestarted)
             else:
                 self.pool = start_pool(job.program, env, job.config.request_cpus, workers,
-                                       job.log_dir)
+                                       job.dir)
         for w in prestarted:
             if w not in self.pool:
                 w.close()

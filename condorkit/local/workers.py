@@ -32,6 +32,7 @@ from typing import IO, Any
 from condorkit.errors import CondorkitError
 from condorkit.model.config import JobConfig
 from condorkit.model.interpreter import ENV_VAR, job_env
+from condorkit.model.layout import worker_log
 from condorkit.model.scratch import worker_env
 
 WORKER = Path(str(resources.files("condorkit.wrappers").joinpath("ckworker.py")))
@@ -212,7 +213,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def start_pool(program: Path, env: Mapping[str, str], cpus: int, count: int, log_dir: Path
+def start_pool(program: Path, env: Mapping[str, str], cpus: int, count: int, job_dir: Path
                ) -> list[Worker]:
     """``count`` persistent workers for the ``.py`` program ``program`` under the interpreter
     the environment names (``job_env``: ``CONDORKIT_PYTHON``, else ``python3`` on its PATH),
@@ -221,7 +222,7 @@ def start_pool(program: Path, env: Mapping[str, str], cpus: int, count: int, log
     if not python:
         return []
     wenv = worker_env(env, cpus)  # thread variables before imports
-    pool = [Worker(python, program, wenv, log_dir / f"worker-{k}.log") for k in range(count)]
+    pool = [Worker(python, program, wenv, worker_log(job_dir, k)) for k in range(count)]
     for w in pool:
         w.spawn()
     return pool
@@ -243,8 +244,7 @@ def prestart(job_dir: Path, config: JobConfig, count: int,
             return []
         base = job_env(dict(os.environ if env is None else env), config.python,
                        config.sources.get("python", "default"), False)
-        return start_pool(program.resolve(), base, config.request_cpus, count,
-                          job_dir / config.log_dir)
+        return start_pool(program.resolve(), base, config.request_cpus, count, job_dir)
     except (CondorkitError, OSError):
         return []
 
