@@ -48,7 +48,8 @@ def die_with_parent(parent):
 
 
 def program_imports(path):
-    """Module names the program imports anywhere (top level or in a function), in file order.
+    """Module names the program imports anywhere (top level or in a function), in file order;
+    a name starting with ``+`` may be a submodule (``from PACKAGE import NAME``).
 
     Importing in the worker what a piece would import anyway moves that cost out of every piece;
     a module that fails to import here is left for the piece to fail on (or not use)."""
@@ -60,11 +61,15 @@ def program_imports(path):
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.extend((node.lineno, a.name) for a in node.names)
+            found.extend((node.lineno, 0, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.append((node.lineno, node.module))
+            found.append((node.lineno, 0, node.module))
+            # ``from PIL import Image``: Image may be a submodule (marked: tried only when the
+            # package imported; for an attribute the attempt just fails)
+            found.extend((node.lineno, 1, "+" + node.module + "." + a.name) for a in node.names
+                         if a.name != "*")
     names = []
-    for _, n in sorted(found):
+    for _, _, n in sorted(found):
         if n not in names:
             names.append(n)
     return names
@@ -76,13 +81,22 @@ def preload(program):
     done = []
     ck = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ckjob.py")
     for name in program_imports(program) + program_imports(ck):
-        if name == "ckjob" or name.startswith("ckjob."):
-            continue  # the scratch folder's own copy
+        guess = name.startswith("+")
+        name = name.lstrip("+")
+        if name == "ckjob" or name.startswith("ckjob.") or name in sys.modules:
+            continue  # the scratch folder's own copy; already there
+        if guess and name.rpartition(".")[0] not in sys.modules:
+            continue  # the package did not import
         try:
             importlib.import_module(name)
             done.append(name)
         except BaseException:  # an import that fails here is the child's business
-            continue
+            if guess:  # an attribute, maybe loaded lazily (concurrent.futures's executors)
+                try:
+                    package, _, attr = name.rpartition(".")
+                    getattr(sys.modules[package], attr)
+                except BaseException:
+                    pass
     return done
 
 

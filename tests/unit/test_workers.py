@@ -19,7 +19,10 @@ from condorkit.model.config import load_config
 from condorkit.model.job import Job, prepare
 
 PROGRAM = """import json, os, sys
+pre = {m: m in sys.modules for m in ("xml.dom.minidom", "concurrent.futures.thread")}
 import email.mime.text  # a top-level import the worker preloads
+from xml.dom import minidom  # a submodule imported by name: preloaded too
+from concurrent.futures import ThreadPoolExecutor  # loaded lazily by the package: too
 what = open(sys.argv[1]).read().strip()
 print("out", sys.argv[1:], os.environ.get("PIECE"), os.getcwd())
 if what == "segv":
@@ -35,7 +38,7 @@ if what == "worker":
     import time; time.sleep(5)
 with open(sys.argv[2], "w") as fh:
     json.dump({"pid": os.getpid(), "ppid": os.getppid(), "email": "email.mime.text" in
-               sys.modules, "main": __name__}, fh)
+               sys.modules, "main": __name__, "pre": pre}, fh)
 """
 
 
@@ -66,6 +69,7 @@ def test_pieces_run_as_main_in_their_scratch_folder_with_preloaded_imports(tmp_p
             assert piece(w, d, PIECE=str(i)) == 0
             doc = json.loads((d / "out.json").read_text())
             assert doc["main"] == "__main__" and doc["email"] and doc["ppid"] == w.proc.pid
+            assert all(doc["pre"].values()), doc["pre"]
             pids.add(doc["pid"])
             out = (d / "_condor_stdout").read_text()
             assert out == f"out ['rows.txt', 'out.json'] {i} {d}\n"
