@@ -127,12 +127,21 @@ def read_rows(path, max_line=1 << 24):
     return header, rows
 
 
+FSYNC_VAR = "CKJOB_FSYNC"  # "0": do not wait for the disk (condorkit's local backend sets it)
+
+
 def atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` so that the file is either absent or complete.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and the temporary
-    file is renamed over ``path``; a killed writer leaves only a ``.tmp`` file behind.
+    file is renamed over ``path``; a killed writer leaves only a ``.tmp`` file behind. With
+    ``CKJOB_FSYNC=0`` in the environment the bytes are not forced to the disk first: a killed
+    process still leaves nothing that looks complete, and after a power cut a results file
+    whose bytes were lost fails its digest, so its chunk runs again. condorkit's local backend
+    sets it for its pieces, whose results it moves into the results folder itself (the
+    per-file wait cost ~0.3 ms, 1.6 s for 5,000 small chunks).
     """
+    sync = os.environ.get(FSYNC_VAR, "1") != "0"
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
@@ -140,7 +149,8 @@ def atomic_write_bytes(path, data):
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -220,10 +230,16 @@ def check_results(doc, expect_start=None, expect_count=None, expect_key=None,
     if expect_rows_key is not None and doc.get("rows_key") != expect_rows_key:
         problems.append("computed from other rows than this chunk's (rows_key %s)"
                         % ("missing" if "rows_key" not in doc else "differs"))
-    rows = [r.get("row") if isinstance(r, dict) else None for r in records]
-    if any(x is not None and type(x) is not int for x in rows):
+    try:
+        rows = [r["row"] for r in records]
+    except (KeyError, TypeError):  # a record without a row, or not an object (JSON values
+        # other than objects all refuse ["row"] with a TypeError)
+        rows = [r.get("row") if isinstance(r, dict) else None for r in records]
+    kinds = set(map(type, rows))
+    expected = list(range(start, start + count))
+    if kinds - {int, type(None)}:  # 1.0 or true is not a row number
         problems.append("row numbers must be integers")
-    elif sorted(rows, key=lambda x: (x is None, x)) != list(range(start, start + count)):
+    elif rows != expected and (type(None) in kinds or sorted(rows) != expected):
         problems.append("records do not cover rows %d..%d exactly once"
                         % (start, start + count - 1))
     return problems

@@ -13,9 +13,11 @@ worker reports the exit status (negative: the signal).
 Protocol, one JSON object per line, on the worker's stdin and stdout (which are moved away from
 file descriptors 0 and 1, so nothing the program or an import prints can corrupt them):
 ``{"ready": ..., "python": ..., "preloaded": [...]}`` once, then per request
-``{"scratch": DIR, "argv": [PROGRAM, ROWS, OUT], "env": {...}}`` -> ``{"pid": N}`` and later
-``{"exit": CODE}``. The worker and its children die with the coordinator (``PR_SET_PDEATHSIG``,
-and end of input). Standard library only, Python 3.6 syntax.
+``{"scratch": DIR, "runs": [[PROGRAM, ROWS, OUT], ...], "env": {...}, "status": NAME}`` ->
+``{"pid": N}`` and later ``{"exit": CODE}``. Usually ``runs`` holds one run; a *batch* (several
+small whole chunks, one after the other in the same child) has several and a ``status`` file
+that records each run's exit code. The worker and its children die with the coordinator
+(``PR_SET_PDEATHSIG``, and end of input). Standard library only, Python 3.6 syntax.
 """
 
 import ast
@@ -23,11 +25,11 @@ import ctypes
 import importlib
 import json
 import os
-import runpy
 import signal
 import socket
 import sys
 import traceback
+import types
 
 PR_SET_PDEATHSIG = 1
 
@@ -46,7 +48,8 @@ def die_with_parent(parent):
 
 
 def program_imports(path):
-    """Module names the program imports anywhere (top level or in a function), in file order.
+    """Module names the program imports anywhere (top level or in a function), in file order;
+    a name starting with ``+`` may be a submodule (``from PACKAGE import NAME``).
 
     Importing in the worker what a piece would import anyway moves that cost out of every piece;
     a module that fails to import here is left for the piece to fail on (or not use)."""
@@ -58,27 +61,103 @@ def program_imports(path):
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.extend((node.lineno, a.name) for a in node.names)
+            found.extend((node.lineno, 0, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.append((node.lineno, node.module))
+            found.append((node.lineno, 0, node.module))
+            # ``from PIL import Image``: Image may be a submodule (marked: tried only when the
+            # package imported; for an attribute the attempt just fails)
+            found.extend((node.lineno, 1, "+" + node.module + "." + a.name) for a in node.names
+                         if a.name != "*")
     names = []
-    for _, n in sorted(found):
+    for _, _, n in sorted(found):
         if n not in names:
             names.append(n)
     return names
 
 
 def preload(program):
+    """Import what the program imports, and what the scratch folder's ckjob.py imports (the
+    module itself is the piece's own copy), once for all pieces."""
     done = []
-    for name in program_imports(program):
-        if name == "ckjob" or name.startswith("ckjob."):
-            continue  # the scratch folder's own copy
+    ck = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ckjob.py")
+    for name in program_imports(program) + program_imports(ck):
+        guess = name.startswith("+")
+        name = name.lstrip("+")
+        if name == "ckjob" or name.startswith("ckjob.") or name in sys.modules:
+            continue  # the scratch folder's own copy; already there
+        if guess and name.rpartition(".")[0] not in sys.modules:
+            continue  # the package did not import
         try:
             importlib.import_module(name)
             done.append(name)
         except BaseException:  # an import that fails here is the child's business
-            continue
+            if guess:  # an attribute, maybe loaded lazily (concurrent.futures's executors)
+                try:
+                    package, _, attr = name.rpartition(".")
+                    getattr(sys.modules[package], attr)
+                except BaseException:
+                    pass
     return done
+
+
+# compiled once in the worker (inherited by every forked child): source bytes -> code object.
+# A piece's file is used only when its bytes are exactly these; anything else is compiled anew.
+CODE = {}
+CKJOB = "ckjob.py"
+
+
+def remember(path, filename):
+    """Compile the file at ``path`` under ``filename`` (as a piece will name it) for later."""
+    try:
+        with open(path, "rb") as fh:
+            src = fh.read()
+        CODE[src] = compile(src, filename, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        pass
+
+
+def code_of(path):
+    with open(path, "rb") as fh:
+        src = fh.read()
+    code = CODE.get(src)
+    if code is None or code.co_filename != path:
+        code = compile(src, path, "exec", dont_inherit=True)
+    return code
+
+
+def run_main(path):
+    """``runpy.run_path(path, run_name="__main__")`` for a plain ``.py`` file, with the code
+    compiled once per worker: a fresh ``__main__`` module each time."""
+    code = code_of(path)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=path, __cached__=None, __loader__=None, __package__="",
+                         __spec__=None)
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    finally:
+        sys.modules["__main__"] = saved
+
+
+def import_ckjob(scratch):
+    """Import the scratch folder's ckjob.py as ``ckjob`` from the code compiled once, when its
+    bytes are the ones the worker compiled (else the program's own import does the work)."""
+    path = os.path.join(scratch, CKJOB)
+    try:
+        with open(path, "rb") as fh:
+            code = CODE.get(fh.read())
+    except OSError:
+        return
+    if code is None or "ckjob" in sys.modules:
+        return
+    mod = types.ModuleType("ckjob")
+    mod.__dict__.update(__file__=path, __cached__=None)
+    sys.modules["ckjob"] = mod
+    try:
+        exec(code, mod.__dict__)
+    except BaseException:
+        sys.modules.pop("ckjob", None)
 
 
 def exit_code(exc):
@@ -91,8 +170,66 @@ def exit_code(exc):
     return 1
 
 
+def run_once(argv, scratch, env):
+    """Run the program once as the wrapper would (``argv`` = PROGRAM ROWS OUT); its exit code.
+
+    Every run starts from the scratch folder, the piece's environment and a fresh ``__main__``
+    namespace, so a program that changes its folder or environment does not change the next
+    run of a batch."""
+    os.chdir(scratch)
+    os.environ.clear()
+    os.environ.update(env)
+    argv = list(argv)
+    out = argv[2] if len(argv) == 3 else ""
+    if len(argv) != 3:
+        sys.stderr.write("condorkit-wrapper: error: usage: PROGRAM ROWS OUT (got %d "
+                         "arguments)\n" % len(argv))
+        code = 90
+    elif any("/" in a for a in argv):
+        sys.stderr.write("condorkit-wrapper: error: PROGRAM, ROWS and OUT must be plain file "
+                         "names in the scratch folder\n")
+        code = 90
+    elif not os.path.isfile(argv[0]):
+        sys.stderr.write("condorkit-wrapper: error: program '%s' is not in the scratch "
+                         "folder %s\n" % (argv[0], scratch))
+        code = 95
+    else:
+        sys.stderr.write("condorkit-wrapper: host=%s python=%d.%d.%d (%s, persistent "
+                         "worker) program=%s rows=%s\n"
+                         % ((socket.gethostname(),) + tuple(sys.version_info[:3])
+                            + (sys.executable, argv[0], argv[1])))
+        sys.argv = ["./" + argv[0], argv[1], argv[2]]
+        sys.path[0] = scratch
+        try:
+            run_main("./" + argv[0])
+            code = 0
+        except SystemExit as exc:
+            code = exit_code(exc)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        try:
+            sys.stdout.flush()
+        except BaseException:
+            pass
+        os.chdir(scratch)
+        if code != 0:
+            sys.stderr.write("condorkit-wrapper: program exited with code %d\n" % code)
+        elif not (os.path.isfile(out) and os.path.getsize(out) > 0):
+            sys.stderr.write("condorkit-wrapper: error: program exited 0 but wrote no %s\n"
+                             % out)
+            code = 96
+    if code != 0 and out and "/" not in out and not os.path.exists(out):
+        open(out, "wb").close()  # as the wrapper: an output file always exists
+    return code
+
+
 def child(req, proto_fds, parent):
-    """In the forked child: become the piece's program. Never returns."""
+    """In the forked child: become the piece's program, once per run. Never returns.
+
+    A batch (several runs) appends ``OUT CODE`` to the file ``req["status"]`` after each run,
+    so the coordinator knows which runs ended and how, even when a later run kills the process;
+    the child's exit status is the first non-zero run's code (0 when all succeeded)."""
     code = 1
     try:
         os.setpgid(0, 0)
@@ -110,49 +247,20 @@ def child(req, proto_fds, parent):
         os.dup2(err_fd, 2)
         for fd in (null, out_fd, err_fd):
             os.close(fd)
-        os.environ.clear()
-        os.environ.update(req["env"])
-        argv = list(req["argv"])
-        out = argv[2] if len(argv) == 3 else ""
-        if len(argv) != 3:
-            sys.stderr.write("condorkit-wrapper: error: usage: PROGRAM ROWS OUT (got %d "
-                             "arguments)\n" % len(argv))
-            code = 90
-        elif any("/" in a for a in argv):
-            sys.stderr.write("condorkit-wrapper: error: PROGRAM, ROWS and OUT must be plain file "
-                             "names in the scratch folder\n")
-            code = 90
-        elif not os.path.isfile(argv[0]):
-            sys.stderr.write("condorkit-wrapper: error: program '%s' is not in the scratch "
-                             "folder %s\n" % (argv[0], scratch))
-            code = 95
-        else:
-            sys.stderr.write("condorkit-wrapper: host=%s python=%d.%d.%d (%s, persistent "
-                             "worker) program=%s rows=%s\n"
-                             % ((socket.gethostname(),) + tuple(sys.version_info[:3])
-                                + (sys.executable, argv[0], argv[1])))
-            sys.argv = ["./" + argv[0], argv[1], argv[2]]
-            sys.path[0] = scratch
-            try:
-                runpy.run_path("./" + argv[0], run_name="__main__")
-                code = 0
-            except SystemExit as exc:
-                code = exit_code(exc)
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            try:
-                sys.stdout.flush()
-            except BaseException:
-                pass
-            if code != 0:
-                sys.stderr.write("condorkit-wrapper: program exited with code %d\n" % code)
-            elif not (os.path.isfile(out) and os.path.getsize(out) > 0):
-                sys.stderr.write("condorkit-wrapper: error: program exited 0 but wrote no %s\n"
-                                 % out)
-                code = 96
-        if code != 0 and out and "/" not in out and not os.path.exists(out):
-            open(out, "wb").close()  # as the wrapper: an output file always exists
+        runs = req["runs"]
+        status = None
+        if req.get("status"):
+            status = os.open(os.path.join(scratch, req["status"]),
+                             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        import_ckjob(scratch)
+        first = 0
+        for argv in runs:
+            one = run_once(argv, scratch, req["env"])
+            first = first or one
+            if status is not None:
+                out = argv[2] if len(argv) == 3 else "?"
+                os.write(status, ("%s %d\n" % (out, one)).encode("utf-8", "replace"))
+        code = first
     except BaseException:
         try:
             traceback.print_exc()
@@ -170,12 +278,13 @@ def child(req, proto_fds, parent):
 def after_signal(req, code):
     """The child died of a signal: say so in its stderr and leave an (empty) output file."""
     try:
-        scratch, argv = req["scratch"], req["argv"]
+        scratch = req["scratch"]
         with open(os.path.join(scratch, "_condor_stderr"), "a") as fh:
             fh.write("condorkit-wrapper: program killed by signal %d\n" % -code)
-        out = argv[2] if len(argv) == 3 else ""
-        if out and "/" not in out and not os.path.exists(os.path.join(scratch, out)):
-            open(os.path.join(scratch, out), "wb").close()
+        for argv in req["runs"]:
+            out = argv[2] if len(argv) == 3 else ""
+            if out and "/" not in out and not os.path.exists(os.path.join(scratch, out)):
+                open(os.path.join(scratch, out), "wb").close()
     except (OSError, KeyError, TypeError, IndexError):
         pass
 
@@ -200,6 +309,8 @@ def main(argv):
         writer.flush()
 
     preloaded = preload(argv[1])
+    remember(argv[1], "./" + os.path.basename(argv[1]))
+    remember(os.path.join(os.path.dirname(os.path.abspath(__file__)), CKJOB), CKJOB)
     say({"ready": True, "pid": os.getpid(), "preloaded": preloaded,
          "python": "%d.%d.%d" % tuple(sys.version_info[:3])})
     for line in reader:
@@ -226,7 +337,11 @@ def main(argv):
         else:
             code = os.WEXITSTATUS(status)
         say({"exit": code})
-    return 0
+    try:  # end of input: leave at once (no interpreter teardown of numpy & co.)
+        writer.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":

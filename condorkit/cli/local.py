@@ -67,12 +67,27 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from condorkit.errors import Interrupted
-    from condorkit.local.run import RunProgress, RunReport, default_workers, run
+    from condorkit.local.workers import default_workers, prestart
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j needs at least 1 worker, got {args.jobs}", "e.g. -j 2")
-    job = prepare_job(args, chunk=args.chunk, max_rows=args.max)
+    cfg = config_of(args, chunk=args.chunk, max_rows=args.max)
+    # the workers import the program's modules while the manifest is read
+    early = [] if args.no_persistent else prestart(
+        job_dir_of(args), cfg, args.jobs or cfg.workers or default_workers())
+    try:
+        return _run(args, cfg, early)
+    finally:
+        for w in early:
+            w.close()
+
+
+def _run(args: argparse.Namespace, cfg: Any, early: list[Any]) -> int:
+    from condorkit.errors import Interrupted
+    from condorkit.local.run import RunProgress, RunReport, default_workers, run
+    from condorkit.model.job import prepare
+
+    job = prepare(job_dir_of(args), cfg)
     progress = Progress(job.rows, "run", None if not args.json else False)
 
     def on_progress(p: RunProgress) -> None:
@@ -106,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                      speculate_after=None if args.no_speculate else args.speculate_after,
                      backoff=args.backoff, joblog=Path(args.joblog) if args.joblog else None,
                      seed=args.seed, on_progress=on_progress, lock_wait=args.lock_wait,
-                     persistent=not args.no_persistent, time_limit=args.time_limit)
+                     persistent=not args.no_persistent, time_limit=args.time_limit,
+                     prestarted=early)
     except Interrupted as exc:
         if getattr(exc, "report", None) is not None:
             show(exc.report)  # type: ignore[attr-defined]
@@ -173,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from condorkit.model.bundle import build_bundle
-    from condorkit.model.wheelset import build_wheels
+    from condorkit.model.wheelset import DEFAULT_PYTHONS, build_wheels
 
     job_dir = job_dir_of(args)
     req: Path | None = Path(args.requirements or job_dir / "requirements.txt")
@@ -187,7 +203,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     if ship:
         res = build_bundle(req, out_dir, python=args.python, force=args.force)
     else:
-        pythons = tuple(v.strip() for v in args.pythons.split(",") if v.strip())
+        pythons = tuple(v.strip() for v in args.pythons.split(",") if v.strip()
+                        ) if args.pythons else DEFAULT_PYTHONS
         res = build_wheels(req, out_dir, pythons=pythons, force=args.force)
     if args.json:
         emit_json(res)
@@ -284,10 +301,9 @@ def add_local_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--no-requirements", action="store_true",
                    help="ship only the interpreter and its standard library (implies "
                    "--ship-python)")
-    from condorkit.model.wheelset import DEFAULT_PYTHONS
-
-    s.add_argument("--pythons", default=",".join(DEFAULT_PYTHONS), metavar="3.X,...",
-                   help="CPython versions to pack wheels for (default: %(default)s)")
+    s.add_argument("--pythons", metavar="3.X,...",
+                   help="CPython versions to pack wheels for (default: every version "
+                   "condorkit supports, 3.9 and newer)")
     s.add_argument("--ship-python", action="store_true",
                    help="ship an interpreter too (for workers without python3 >= 3.9); "
                    "needs a glibc as new as this machine's")

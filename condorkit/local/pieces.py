@@ -6,8 +6,12 @@ a contiguous row range that is either
 
 - exactly one chunk (the normal case): it runs with the chunk's own ``chunks/rows-START.jsonl``
   and its validated ``results-START.json`` is moved into ``results/`` as is; or
+- a *batch* of adjacent whole chunks (when chunks are so small that starting a piece would
+  dominate, and a persistent worker runs it): the program runs once per chunk, one after the
+  other in the same process, each on the chunk's own rows file, and each chunk's results are
+  validated and moved into ``results/`` as is; or
 - a part of one chunk (finer, to balance the tail of a run) or several adjacent whole chunks
-  (coarser, when chunks are so small that process start-up would dominate): it runs the same
+  (coarser, the same reason as a batch when no persistent worker runs it): it runs the same
   wrapper and program with a rows file ``rows-START.jsonl`` written for the piece, whose header
   carries the *piece key* (sha256 over ``condorkit-piece/1``, the range and the keys of the chunks
   it overlaps). Its results are kept as ``.condorkit/parts/results-START-COUNT.json``; once every
@@ -61,6 +65,7 @@ class Piece:
     chunks: tuple[int, ...]
     key: str
     whole: bool  # exactly one whole chunk: runs with the chunk's own rows file
+    batch: bool = False  # several whole chunks, each run on its own rows file, one after another
 
     @property
     def end(self) -> int:
@@ -103,6 +108,18 @@ def make_piece(job: Job, start: int, count: int) -> Piece:
     if job.chunks[idx[0]].start > start or job.chunks[idx[-1]].end < start + count - 1:
         raise ValueError(f"rows {start}..{start + count - 1} reach past the job's chunks")
     return Piece(start, count, idx, piece_key(start, count, [job.keys[i] for i in idx]), False)
+
+
+def make_batch(job: Job, indices: Sequence[int]) -> Piece:
+    """A batch of the adjacent whole chunks ``indices``: a persistent worker runs the program
+    once per chunk with the chunk's own rows file, and each chunk's results are checked and
+    installed on their own (no rows file of its own, no merging)."""
+    first, last = job.chunks[indices[0]], job.chunks[indices[-1]]
+    if list(indices) != list(range(indices[0], indices[-1] + 1)):
+        raise ValueError(f"a batch needs adjacent chunks, got {indices}")
+    return Piece(first.start, last.end - first.start + 1, tuple(indices),
+                 piece_key(first.start, last.end - first.start + 1,
+                           [job.keys[i] for i in indices]), False, True)
 
 
 def rows_path(job: Job, chunk: Chunk) -> Path:

@@ -42,6 +42,7 @@ from condorkit.local.scheduler import (
     Span,
     killpg,
 )
+from condorkit.local.workers import Worker, default_workers
 from condorkit.model.failures import FailureCause, group
 from condorkit.model.fileio import check_writable, open_append
 from condorkit.model.interpreter import ENV_VAR, bundle_brings_python, job_env
@@ -116,23 +117,13 @@ class RunReport:
         return d
 
 
-def default_workers() -> int:
-    """All the cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-
-
 def run(job: Job, workers: int = 0, retries: int | None = None, *,
         dispatch: str = "balanced", granularity: str = "auto",
         speculate_after: float | None = 10.0, backoff: float = 1.0,
         joblog: Path | None = None, grace: float = 1.0, env: dict[str, str] | None = None,
         seed: int | None = None, on_progress: Callable[[RunProgress], None] | None = None,
         only: Sequence[int] | None = None, lock_wait: float = 0.0, persistent: bool = True,
-        time_limit: float | None = None) -> RunReport:
+        time_limit: float | None = None, prestarted: Sequence[Worker] = ()) -> RunReport:
     """Run every chunk (or the chunks starting at ``only``) on ``workers`` local processes.
 
     ``retries``: extra attempts per failed span (default ``local_retries``), ``backoff`` seconds
@@ -146,8 +137,26 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
     worker, :mod:`condorkit.local.workers`: the interpreter and the program's imports once per
     worker).
     ``time_limit``: seconds of wall clock per piece, then it is killed and counts as failed
-    (retried, then recorded with that reason).
+    (retried, then recorded with that reason). ``prestarted``: workers from
+    :func:`condorkit.local.workers.prestart`, used when they match the job (else closed).
     """
+    try:
+        return _run(job, workers, retries, dispatch=dispatch, granularity=granularity,
+                    speculate_after=speculate_after, backoff=backoff, joblog=joblog, grace=grace,
+                    env=env, seed=seed, on_progress=on_progress, only=only,
+                    lock_wait=lock_wait, persistent=persistent, time_limit=time_limit,
+                    prestarted=prestarted)
+    finally:
+        for w in prestarted:  # no-op for the ones the run took (it closed them)
+            w.close()
+
+
+def _run(job: Job, workers: int, retries: int | None, *, dispatch: str, granularity: str,
+         speculate_after: float | None, backoff: float, joblog: Path | None, grace: float,
+         env: dict[str, str] | None, seed: int | None,
+         on_progress: Callable[[RunProgress], None] | None, only: Sequence[int] | None,
+         lock_wait: float, persistent: bool, time_limit: float | None,
+         prestarted: Sequence[Worker]) -> RunReport:
     if dispatch not in ("balanced", "random") or granularity not in ("auto", "chunk"):
         raise UsageError(f"unknown dispatch {dispatch!r} or granularity {granularity!r}",
                          "dispatch: balanced or random; granularity: auto or chunk")
@@ -181,7 +190,8 @@ def run(job: Job, workers: int = 0, retries: int | None = None, *,
             if d.name.startswith(("chunk-", "piece-")):
                 shutil.rmtree(d, ignore_errors=True)
         r = Scheduler(job, workers, retries, dispatch, granularity, speculate_after, backoff,
-                      joblog, grace, base_env, on_progress, seed, persistent, time_limit)
+                      joblog, grace, base_env, on_progress, seed, persistent, time_limit,
+                      prestarted)
         skipped: list[int] = []
         for task in job.tasks():
             if only is not None and task.chunk.start not in only:

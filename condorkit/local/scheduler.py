@@ -11,7 +11,6 @@ and turns its state into a report. Prints nothing.
 from __future__ import annotations
 
 import bisect
-import math
 import os
 import queue
 import random
@@ -31,6 +30,7 @@ from condorkit.local.pieces import (
     Piece,
     assemble,
     install,
+    make_batch,
     make_piece,
     part_path,
     read_valid,
@@ -39,13 +39,21 @@ from condorkit.local.pieces import (
     write_chunk_results,
     write_piece_rows,
 )
-from condorkit.local.workers import PieceProcess, Worker, WorkerError
+from condorkit.local.planning import Estimate, plan_piece
+from condorkit.local.workers import (
+    PieceProcess,
+    Worker,
+    WorkerError,
+    batch_codes,
+    matching,
+    start_pool,
+)
 from condorkit.model.failures import describe
-from condorkit.model.interpreter import ENV_VAR
 from condorkit.model.job import Job
-from condorkit.model.layout import scratch_root
+from condorkit.model.layout import results_name, rows_name, scratch_root
 from condorkit.model.scratch import STDERR, make_scratch, place, start, worker_env
 from condorkit.model.states import State
+from condorkit.wrappers import ckjob
 
 
 @dataclass(frozen=True)
@@ -59,58 +67,6 @@ class RunProgress:
     chunks_failed: int
     running: int
     elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """Costs learnt from finished attempts: program seconds per row and start-up per attempt."""
-
-    row_s: float = 0.0  # 0: unknown yet
-    overhead_s: float = 0.0
-
-
-JOIN_MAX_ROWS = 20_000
-
-
-def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, running_rows: float,
-               workers: int, est: Estimate) -> tuple[int, int]:
-    """How much an idle worker takes from the head of the queue: ``(n_spans, rows)``.
-
-    ``spans`` are the ready spans from the head as ``(start, count, fresh)`` (fresh: never
-    failed). The worker takes ``rows`` rows from the first ``n_spans`` of them (all of the first
-    ``n_spans - 1``, a prefix of the last). Rules:
-
-    - the fair share is the rows still to do (pending plus the estimated rest of running pieces)
-      over the workers (guided self-scheduling), so pieces shrink towards the end of the run and
-      the workers finish together;
-    - a piece is never cut shorter than ~5 start-ups' worth of work (``min_rows``), and a cut
-      never leaves a remainder shorter than that;
-    - when start-up costs more than 2% of running the head span, adjacent fresh spans are joined
-      (across chunk boundaries) until start-up is 2% of the piece, up to the fair share and to
-      ``JOIN_MAX_ROWS`` (a joined piece's results stay in memory until its chunks are merged).
-
-    Before any attempt has finished (no estimate) spans are only cut at the fair share.
-    """
-    start, count, fresh = spans[0]
-    share = math.ceil((pending_rows + running_rows) / max(workers, 1))
-    known = est.row_s > 0 and est.overhead_s > 0
-    min_rows = max(1, math.ceil(max(0.2, 5 * est.overhead_s) / est.row_s)) if known else 1
-    take = max(share, min_rows)
-    goal = math.ceil(50 * est.overhead_s / est.row_s) if known else 0
-    if count >= take or goal <= count or not fresh:
-        rows = min(count, take)
-        return 1, (count if count - rows < min_rows else rows)
-    limit = min(take, goal, max(count, JOIN_MAX_ROWS))
-    n, rows = 1, count
-    while n < len(spans) and rows < limit:
-        nstart, ncount, nfresh = spans[n]
-        if not nfresh or nstart != start + rows:
-            break
-        add = min(ncount, limit - rows)
-        if ncount - add < min_rows:
-            add = ncount
-        n, rows = n + 1, rows + add
-    return n, rows
 
 
 # ----------------------------------------------------------------------------- the scheduler
@@ -170,20 +126,21 @@ class Scheduler:
                  speculate_after: float | None, backoff: float, joblog: Path, grace: float,
                  env: dict[str, str], on_progress: Callable[[RunProgress], None] | None,
                  seed: int | None, persistent: bool = True,
-                 time_limit: float | None = None) -> None:
+                 time_limit: float | None = None, prestarted: Sequence[Worker] = ()) -> None:
         self.job, self.workers, self.retries = job, workers, retries
         self.time_limit = time_limit
         # persistent workers for a .py program without a bundle: one per worker slot
         self.pool: list[Worker] = []
         self.pool_busy: set[int] = set()
         if persistent and job.bundle is None and job.program.suffix == ".py":
-            python = env.get(ENV_VAR) or shutil.which("python3", path=env.get("PATH"))
-            wenv = worker_env(env, job.config.request_cpus)  # thread variables before imports
-            if python:
-                self.pool = [Worker(python, job.program, wenv, job.log_dir / f"worker-{k}.log")
-                             for k in range(workers)]
-                for w in self.pool:  # all start (and preload) at once
-                    w.spawn()
+            if matching(prestarted, job.program, env, job.config.request_cpus, workers):
+                self.pool = list(prestarted)
+            else:
+                self.pool = start_pool(job.program, env, job.config.request_cpus, workers,
+                                       job.dir)
+        for w in prestarted:
+            if w not in self.pool:
+                w.close()
         self.dispatch, self.adaptive = dispatch, granularity == "auto" and dispatch == "balanced"
         self.speculate_after, self.backoff, self.grace = speculate_after, backoff, grace
         self.env, self.on_progress = env, on_progress
@@ -234,6 +191,19 @@ class Scheduler:
             est = self.estimate()
             run_rows = sum(self._rest(c, est, now) for c in self.running if not c.speculative)
             n, rows = plan_piece(spans, self.pending_rows, run_rows, self.workers, est)
+        batch: list[int] = []
+        if n > 1 and self.pool:  # joined whole chunks: a batch in a persistent worker
+            total = 0
+            for span in q[i:i + n]:
+                c = self.job.chunks[span.chunk]
+                if span.start != c.start or span.count != c.count or total + span.count > rows:
+                    break
+                total += span.count
+                batch.append(span.chunk)
+            if len(batch) > 1:
+                n, rows = len(batch), total
+            else:
+                batch = []
         left = rows
         for k in range(i, i + n):
             span = q[k]
@@ -246,7 +216,8 @@ class Scheduler:
         else:
             del q[i:i + n]
         self.pending_rows -= rows
-        return make_piece(self.job, head.start, rows), head.tries, head.solo
+        piece = make_batch(self.job, batch) if batch else make_piece(self.job, head.start, rows)
+        return piece, head.tries, head.solo
 
     def _rest(self, c: _Copy, est: Estimate, now: float) -> float:
         if est.row_s <= 0:
@@ -260,7 +231,12 @@ class Scheduler:
         keys: list[str] = []  # the key of the rows placed: the results must carry it
 
         def rows(scratch: Path) -> None:
-            if piece.whole:
+            if piece.batch:
+                for i in piece.chunks:
+                    chunk = job.chunks[i]
+                    place(rows_path(job, chunk), scratch / rows_name(chunk.start))
+                keys.append("")  # each run is checked against its own chunk's key
+            elif piece.whole:
                 place(rows_path(job, job.chunks[piece.chunks[0]]), scratch / piece.rows_file)
                 keys.append(job.keys[piece.chunks[0]])
             else:
@@ -268,16 +244,23 @@ class Scheduler:
 
         scratch = make_scratch(self.root, piece.label, job.wrapper, inputs, fill=rows)
         env = worker_env(self.env, job.config.request_cpus)
+        env.setdefault(ckjob.FSYNC_VAR, "0")  # results are checked and moved by this process
         proc: subprocess.Popen[bytes] | PieceProcess | None = None
         free = [k for k in range(len(self.pool)) if k not in self.pool_busy]
         if free:  # the same scratch folder and arguments, run by a persistent worker
             full = dict(env, _CONDOR_SCRATCH_DIR=str(scratch), TMPDIR=str(scratch),
                         TMP=str(scratch), TEMP=str(scratch))  # as model.scratch.start
+            starts = [job.chunks[i].start for i in piece.chunks] if piece.batch else [piece.start]
             try:
-                proc = self.pool[free[0]].run(scratch, list(job.arguments(piece.start)), full)
+                proc = self.pool[free[0]].run(scratch, [list(job.arguments(s)) for s in starts],
+                                              full)
                 self.pool_busy.add(free[0])
             except WorkerError:
                 proc = None  # the wrapper, as without workers
+        if proc is None and piece.batch:  # no worker to run a batch: one joined piece instead
+            shutil.rmtree(scratch, ignore_errors=True)
+            self.launch(make_piece(job, piece.start, piece.count), tries, slot, solo, speculative)
+            return
         if proc is None:
             proc = start(scratch, job.wrapper.name, job.arguments(piece.start), env)
         self.seq += 1
@@ -305,10 +288,12 @@ class Scheduler:
                 killpg(c.proc.pid, signal.SIGKILL)
 
     def close_workers(self) -> None:
+        for w in self.pool:  # all at once: they end in parallel
+            w.shutdown()
         for w in self.pool:
             w.close()
 
-    def fill(self, now: float) -> float:
+    def fill(self, now: float, speculate: bool = True) -> float:
         """Start work on idle workers; return how long the loop may sleep."""
         self.enforce_limit()
         wake = 0.2
@@ -325,7 +310,7 @@ class Scheduler:
         waiting = [s.not_before - now for q in self.queues for s in q if s.not_before > now]
         if waiting:
             wake = min(wake, max(0.01, min(waiting)))
-        if (self.speculate_after is not None and not self.pending_rows
+        if (speculate and self.speculate_after is not None and not self.pending_rows
                 and len(self.running) < self.workers):
             self._speculate(now)
         return wake
@@ -347,9 +332,13 @@ class Scheduler:
                 return
 
     # -- finishing
-    def finish(self, copy: _Copy, rc: int, t_end: float) -> None:
+    def finish(self, copy: _Copy, rc: int, t_end: float, refill: bool = False) -> None:
+        """Check, install and log one ended attempt. ``refill``: first start the next piece on
+        the worker this one freed, so checking a batch's results does not keep it idle."""
         self.running.remove(copy)
         self.pool_busy.discard(copy.worker)
+        if refill and not self.stop:
+            self.fill(time.monotonic(), speculate=False)  # a copy of this piece: no
         killpg(copy.proc.pid, signal.SIGKILL)  # strays the program left behind
         duration = t_end - copy.t0
         piece, key = copy.piece, (copy.piece.start, copy.piece.count)
@@ -363,6 +352,8 @@ class Scheduler:
         others = [c for c in self.running if (c.piece.start, c.piece.count) == key]
         if key in self.done_pieces:
             outcome, note = "superseded", "another copy finished first"
+        elif piece.batch:
+            outcome, note = self._finish_batch(copy, rc, duration, tail, others)
         elif rc == 0:
             doc, why = read_valid(copy.scratch / piece.results_file, piece.start, piece.count,
                                   piece.key, copy.rows_key)
@@ -382,7 +373,7 @@ class Scheduler:
             note = copy.killed or describe(rc, tail)
             if copy.killed == "interrupted":
                 outcome = "interrupted"
-        if outcome in ("failed", "invalid") and not others:
+        if outcome in ("failed", "invalid") and not others and not piece.batch:
             self._failed(copy, note, str(self.job.log_dir / f"{piece.label}.err"))
         if copy.speculative:
             note = (note + "; " if note else "") + "speculative copy"
@@ -390,6 +381,59 @@ class Scheduler:
         shutil.rmtree(copy.scratch, ignore_errors=True)
         if self.on_progress:
             self.on_progress(self.progress())
+
+    def _finish_batch(self, copy: _Copy, rc: int, duration: float, tail: str,
+                      others: list[_Copy]) -> tuple[str, str]:
+        """Check and install each chunk of a finished batch on its own; requeue the chunks
+        without valid results alone (our own joining costs them no retry); (outcome, note)."""
+        piece, job = copy.piece, self.job
+        codes = batch_codes(copy.scratch)
+        bad: list[tuple[int, str]] = []
+        elapsed = 0.0
+        for i in piece.chunks:
+            chunk, st = job.chunks[i], self.chunks[i]
+            if st.status != State.PENDING:
+                continue
+            name = results_name(chunk.start)
+            code = codes.get(name)
+            if code is None or code != 0:
+                why = copy.killed or (describe(code, tail) if code is not None else
+                                      describe(rc, tail) if rc else "the batch ended before it")
+                bad.append((i, why))
+                continue
+            doc, why = read_valid(copy.scratch / name, chunk.start, chunk.count, job.keys[i],
+                                  job.keys[i])
+            missing = [o for o in job.outputs(chunk.start) if not (copy.scratch / o).is_file()]
+            if doc is None or missing:
+                bad.append((i, f"invalid results: {why}" if doc is None
+                            else f"missing output {', '.join(missing)}"))
+                continue
+            for o in job.outputs(chunk.start):  # extra outputs first: results imply them
+                install(copy.scratch / o, job.results_dir / o)
+            install(copy.scratch / name, job.results_dir / name)
+            st.status = State.DONE
+            self.rows_done += chunk.count
+            got = doc.get("elapsed_s")
+            elapsed += float(got) if isinstance(got, (int, float)) and got >= 0 else 0.0
+        if not bad:
+            self.done_pieces.add((piece.start, piece.count))
+            if 0 < elapsed <= duration:
+                self.est_rows += piece.count
+                self.est_elapsed += elapsed
+                self.est_over += duration - elapsed
+                self.est_n += 1
+            for other in others:
+                other.killed = "superseded"
+                killpg(other.proc.pid, signal.SIGKILL)
+            return "done", ""
+        if not others and copy.killed != "interrupted":
+            for i, _ in bad:
+                chunk = job.chunks[i]
+                self.retried += 1
+                self.push(Span(i, chunk.start, chunk.count, copy.tries, 0.0, solo=True))
+        return ("interrupted" if copy.killed == "interrupted" else "failed",
+                f"{len(bad)} of {len(piece.chunks)} chunk(s) without valid results (each runs "
+                f"again alone): {bad[0][1]}")
 
     def _accept(self, copy: _Copy, doc: dict[str, Any], duration: float) -> None:
         piece, job = copy.piece, self.job
@@ -480,10 +524,10 @@ class Scheduler:
                 ev = self.events.get(timeout=wake)
             except queue.Empty:
                 continue
-            self.finish(*ev)
+            self.finish(*ev, refill=True)
             while True:
                 try:
-                    self.finish(*self.events.get_nowait())
+                    self.finish(*self.events.get_nowait(), refill=True)
                 except queue.Empty:
                     break
 

@@ -4,7 +4,10 @@ Owns starting, feeding and stopping the workers of ``wrappers/ckworker.py``. A w
 interpreter start and the program's top-level imports once; each piece still gets its own
 scratch folder (prepared by the scheduler exactly as for the wrapper), its own environment and
 process group, ``_condor_stdout``/``_condor_stderr``, and the wrapper's exit codes. Only a
-``.py`` program without a bundle runs this way; anything else goes through the wrapper.
+``.py`` program without a bundle runs this way; anything else goes through the wrapper. A
+*batch* runs several small whole chunks one after the other in the same child (each run the
+wrapper's contract with the chunk's own rows and results files), recording each run's exit code
+in the scratch folder's :data:`BATCH_STATUS` file.
 
 :meth:`Worker.run` returns a :class:`PieceProcess`, which looks like the ``Popen`` the scheduler
 otherwise keeps (``pid`` = the piece's process group, ``wait()`` = its exit status, negative for a
@@ -16,17 +19,42 @@ closing); :meth:`Worker.close` ends them. Prints nothing.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 from condorkit.errors import CondorkitError
+from condorkit.model.config import JobConfig
+from condorkit.model.interpreter import ENV_VAR, job_env
+from condorkit.model.layout import worker_log
+from condorkit.model.scratch import worker_env
 
 WORKER = Path(str(resources.files("condorkit.wrappers").joinpath("ckworker.py")))
 START_TIMEOUT_S = 120.0  # preloading heavy imports on a busy machine
+
+
+BATCH_STATUS = "_condorkit_runs"  # in a batch's scratch folder: "OUT CODE" per finished run
+
+
+def batch_codes(scratch: Path) -> dict[str, int]:
+    """The exit code of each finished run of a batch, by output name (a run that never ended,
+    because an earlier one took the process down, is absent)."""
+    codes: dict[str, int] = {}
+    try:
+        text = (scratch / BATCH_STATUS).read_text("utf-8", "replace")
+    except OSError:
+        return codes
+    for line in text.splitlines():
+        name, _, code = line.rpartition(" ")
+        if name and code.lstrip("-").isdigit():
+            codes.setdefault(name, int(code))
+    return codes
 
 
 class WorkerError(CondorkitError):
@@ -112,12 +140,15 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def run(self, scratch: Path, argv: list[str], env: dict[str, str]) -> PieceProcess:
-        """Start one piece (``argv`` = the wrapper's ``PROGRAM ROWS OUT``)."""
+    def run(self, scratch: Path, runs: list[list[str]], env: dict[str, str]) -> PieceProcess:
+        """Start one piece: each of ``runs`` (the wrapper's ``PROGRAM ROWS OUT``) in turn, in
+        one forked child; with several (a batch) each run's exit code goes to
+        :data:`BATCH_STATUS` in the scratch folder (:func:`batch_codes`)."""
         if not (self.alive and self.ready):
             self._start()
         assert self.proc is not None and self.proc.stdin is not None
-        req = {"scratch": str(scratch), "argv": argv, "env": env}
+        req = {"scratch": str(scratch), "runs": runs, "env": env,
+               "status": BATCH_STATUS if len(runs) > 1 else ""}
         try:
             self.proc.stdin.write(json.dumps(req) + "\n")
             self.proc.stdin.flush()
@@ -148,6 +179,14 @@ class Worker:
             except OSError:
                 pass
 
+    def shutdown(self) -> None:
+        """Ask the worker to end (end of its input) without waiting for it."""
+        try:
+            if self.proc is not None and self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+
     def close(self, timeout: float = 5.0) -> None:
         proc, self.proc = self.proc, None
         if proc is None:
@@ -164,3 +203,57 @@ class Worker:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def default_workers() -> int:
+    """All the cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def start_pool(program: Path, env: Mapping[str, str], cpus: int, count: int, job_dir: Path
+               ) -> list[Worker]:
+    """``count`` persistent workers for the ``.py`` program ``program`` under the interpreter
+    the environment names (``job_env``: ``CONDORKIT_PYTHON``, else ``python3`` on its PATH),
+    all spawned at once so they preload while the caller goes on; [] without an interpreter."""
+    python = env.get(ENV_VAR) or shutil.which("python3", path=env.get("PATH"))
+    if not python:
+        return []
+    wenv = worker_env(env, cpus)  # thread variables before imports
+    pool = [Worker(python, program, wenv, worker_log(job_dir, k)) for k in range(count)]
+    for w in pool:
+        w.spawn()
+    return pool
+
+
+def prestart(job_dir: Path, config: JobConfig, count: int,
+             env: Mapping[str, str] | None = None) -> list[Worker]:
+    """Start a run's persistent workers before its job is prepared (the CLI does, so that the
+    workers' imports overlap reading the manifest); :func:`condorkit.local.run.run` takes them
+    when they match the prepared job, else closes them. [] when the job will not use them (a
+    bundle, a program that is not ``.py``) or anything about it is not valid yet: preparing
+    the job reports that properly."""
+    if config.bundle or not config.program.endswith(".py"):
+        return []
+    program = Path(config.program)
+    program = (program if program.is_absolute() else job_dir / program)
+    try:
+        if not program.is_file():
+            return []
+        base = job_env(dict(os.environ if env is None else env), config.python,
+                       config.sources.get("python", "default"), False)
+        return start_pool(program.resolve(), base, config.request_cpus, count, job_dir)
+    except (CondorkitError, OSError):
+        return []
+
+
+def matching(pool: Sequence[Worker], program: Path, env: Mapping[str, str], cpus: int,
+             count: int) -> bool:
+    """True when ``pool`` (from :func:`prestart`) is what :func:`start_pool` would start."""
+    python = env.get(ENV_VAR) or shutil.which("python3", path=env.get("PATH"))
+    wenv = worker_env(env, cpus)
+    return len(pool) == count and all(
+        w.python == python and w.program == program and w.env == wenv and w.proc is not None
+        for w in pool)

@@ -12,6 +12,7 @@ chunk's files are named by its first row ``START``::
     JOB/.condorkit/wrapper.sh, ckjob.py      the job-side files shipped with every chunk
     JOB/.condorkit/scratch/            local scratch folders (one per attempt)
     JOB/.condorkit/parts/results-START-COUNT.json   results of a part of a chunk (local)
+    JOB/.condorkit/workers/worker-K.log     a persistent local worker's own stderr
     JOB/.condorkit/runs/CLUSTER.json   run records of pool submissions (+ current-run.json)
     JOB/.condorkit/rows-staging/       rows files being written, until the manifest validated
 """
@@ -29,6 +30,7 @@ CKJOB = "ckjob.py"
 START_MACRO = "$(start)"  # the submit file's per-chunk macro, used in place of START
 SCRATCH_DIR = "scratch"
 PARTS_DIR = "parts"
+WORKERS_DIR = "workers"
 RUNS_DIR = "runs"
 ROWS_STAGING = "rows-staging"
 CURRENT_RUN = "current-run.json"
@@ -94,6 +96,12 @@ def scratch_root(job_dir: Path) -> Path:
 
 def parts_dir(job_dir: Path) -> Path:
     return job_dir / STATE_DIR / PARTS_DIR
+
+
+def worker_log(job_dir: Path, k: int) -> Path:
+    """The stderr of the local run's persistent worker number ``k`` (its own messages, e.g. a
+    failed start; each piece's output goes to its chunk's logs)."""
+    return job_dir / STATE_DIR / WORKERS_DIR / f"worker-{k}.log"
 
 
 def runs_dir(job_dir: Path) -> Path:

@@ -118,8 +118,9 @@ def test_malformed_line_stops_every_command_naming_file_and_line(
         assert f"{manifest}:3: " in res.err and expect in res.err, (argv, res.err)
         assert "hint:" in res.err and "Traceback" not in res.err
         assert res.out == ""
-    # nothing half-done: no rows files, no results, no page
+    # nothing half-done: no rows files, no results, no logs, no page
     assert not (job / "chunks").exists() and not (job / "results").exists()
+    assert not (job / "logs").exists()
     assert not (tmp_path / "s.html").exists()
 
 

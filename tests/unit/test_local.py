@@ -15,8 +15,8 @@ from support.localjob import joblog, make_job, rejected, result_rows
 
 from condorkit.errors import UsageError
 from condorkit.local.pieces import make_piece, part_path, parts_dir
+from condorkit.local.planning import Estimate, plan_piece
 from condorkit.local.run import run
-from condorkit.local.scheduler import Estimate, plan_piece
 from condorkit.model.config import load_config
 from condorkit.model.job import Job, prepare
 from condorkit.report.aggregate import aggregate
@@ -273,6 +273,52 @@ def test_tiny_chunks_are_joined_and_still_written_per_chunk(tmp_path: Path) -> N
     assert_exactly_once(job)
 
 
+def batches(job: Job) -> list[dict[str, str]]:
+    return [e for e in joblog(job.log_dir / "joblog.tsv") if "," in e["Chunk"]]
+
+
+def test_tiny_chunks_run_as_batches_each_chunk_checked_on_its_own(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=60, chunk=1))
+    report = run(job, workers=2, **FAST)
+    assert not report.failed and report.pieces < 60
+    assert batches(job), "no piece ran several chunks"
+    for task in job.tasks():  # each chunk's own results file, never merged from parts
+        doc = json.loads(task.result_path.read_text())
+        assert "pieces" not in doc and doc["key"] == doc["rows_key"] == task.key
+    assert not parts_dir(job).is_dir() or not list(parts_dir(job).iterdir())
+    assert_exactly_once(job)
+
+
+def test_a_failing_chunk_in_a_batch_fails_alone(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=40, chunk=1))
+    env = env_with(tmp_path, CKTEST_FAIL_STARTS="30")
+    report = run(job, workers=2, retries=1, env=env, **FAST)
+    (bad,) = report.failed
+    assert bad.start == 30 and "always fails" in bad.reason
+    assert [c.start for c in report.chunks if c.status == "done"] == [
+        s for s in range(1, 41) if s != 30]
+    (line,) = [e for e in batches(job) if "30" in e["Chunk"].split(",")]
+    assert line["Outcome"] == "failed" and line["Note"].startswith("1 of ")
+    alone = [e for e in joblog(job.log_dir / "joblog.tsv") if e["Chunk"] == "30"]
+    assert len(alone) == 2  # the batch cost it no retry: two attempts alone (retries=1)
+    assert result_rows(job.dir) == [r for r in range(1, 41) if r != 30]
+
+
+def test_a_batch_killed_mid_way_keeps_its_finished_chunks(tmp_path: Path) -> None:
+    job = job_of(make_job(tmp_path / "job", rows=40, chunk=1))
+    env = env_with(tmp_path, CKTEST_KILL="30")
+    report = run(job, workers=2, retries=0, env=env, **FAST)
+    assert not report.failed
+    (line,) = [e for e in batches(job) if "30" in e["Chunk"].split(",")]
+    assert line["Outcome"] == "failed" and line["Signal"] == "9"
+    chunks = [int(c) for c in line["Chunk"].split(",")]
+    before = [c for c in chunks if c < 30]
+    rerun = {int(e["Chunk"]) for e in joblog(job.log_dir / "joblog.tsv")
+             if e["Chunk"].isdigit() and e["Attempt"] == "1" and int(e["Chunk"]) in chunks}
+    assert 30 in rerun and not rerun & set(before)  # chunks done before the kill stay done
+    assert_exactly_once(job)
+
+
 def test_granularity_chunk_runs_exactly_the_jobs_chunks(tmp_path: Path) -> None:
     job = job_of(make_job(tmp_path / "job", rows=10, chunk=10))
     report = run(job, workers=2, granularity="chunk", **FAST)
@@ -298,10 +344,11 @@ def test_bad_dispatch_is_a_usage_error(tmp_path: Path) -> None:
     [
         # plenty of work left: take the whole chunk
         ([(1, 200, True)], 1000, 0, Estimate(), (1, 200)),
-        # the tail: cut at the fair share of what is left
-        ([(801, 200, True)], 200, 10, Estimate(0.05, 0.2), (1, 105)),
-        # never leave a remainder below a few start-ups of work (20 rows here)
-        ([(801, 110, True)], 110, 80, Estimate(0.05, 0.2), (1, 110)),
+        # the tail: cut at the fair share of what is left (over twice the workers)
+        ([(801, 200, True)], 200, 10, Estimate(0.05, 0.2), (1, 53)),
+        # never leave a remainder below three start-ups of work (12 rows here)
+        ([(801, 55, True)], 55, 120, Estimate(0.05, 0.2), (1, 55)),
+        ([(801, 70, True)], 70, 120, Estimate(0.05, 0.2), (1, 48)),
         # no estimate yet: split one big chunk between two idle workers
         ([(1, 10, True)], 10, 0, Estimate(), (1, 5)),
         # tiny chunks are joined while they are adjacent, whole and fresh
@@ -313,9 +360,9 @@ def test_bad_dispatch_is_a_usage_error(tmp_path: Path) -> None:
         # joined until start-up is 2% of the piece, ending inside a chunk if need be...
         ([(1, 50, True), (51, 50, True), (101, 50, True)], 1000, 0, Estimate(0.05, 0.12),
          (3, 120)),
-        # ...but not leaving a remainder shorter than min_rows (12 here)
-        ([(1, 50, True), (51, 50, True), (101, 30, True)], 1000, 0, Estimate(0.05, 0.12),
-         (3, 130)),
+        # ...but not leaving a remainder shorter than min_rows (8 here)
+        ([(1, 50, True), (51, 50, True), (101, 27, True)], 1000, 0, Estimate(0.05, 0.12),
+         (3, 127)),
         # a span that failed before is taken alone
         ([(1, 50, False), (51, 50, True)], 1000, 0, Estimate(0.05, 0.3), (1, 50)),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,41 @@ def test_broken_legacy_fragments_are_invalid(tmp_path: Path, text: str, name: st
     rf = load_results(path)
     assert not rf.valid
     assert any(expect in p for p in rf.problems), rf.problems
+
+
+@pytest.mark.parametrize(("value", "synced"), [(None, 1), ("1", 1), ("0", 0)])
+def test_results_reach_the_disk_unless_the_local_backend_says_not_to_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None, synced: int) -> None:
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    if value is None:
+        monkeypatch.delenv(ckjob.FSYNC_VAR, raising=False)
+    else:
+        monkeypatch.setenv(ckjob.FSYNC_VAR, value)
+    ckjob.atomic_write_bytes(str(tmp_path / "r.json"), b"{}\n")
+    assert (tmp_path / "r.json").read_bytes() == b"{}\n" and len(calls) == synced
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+@pytest.mark.parametrize(("records", "problem"), [
+    ([{"row": 1}, {"row": 2}, {"row": 3}], None),
+    ([{"row": 3}, {"row": 1}, {"row": 2}], None),  # any order
+    ([{"row": 1}, {"row": 2}, {"row": 2}], "exactly once"),
+    ([{"row": 1}, {"row": 2}], "exactly once"),
+    ([{"row": 1}, {"row": 2}, {"x": 3}], "exactly once"),
+    ([{"row": 1}, {"row": 2}, [3]], "exactly once"),
+    ([{"row": 1}, {"row": 2}, "row"], "exactly once"),
+    ([{"row": 1}, {"row": 2}, None], "exactly once"),
+    ([{"row": 1}, {"row": 2}, {"row": None}], "exactly once"),
+    ([{"row": 1}, {"row": 2}, {"row": True}], "integers"),
+    ([{"row": 1}, {"row": 2}, {"row": 3.0}], "integers"),
+    ([{"row": 1}, {"row": 2}, {"row": "3"}], "integers"),
+])
+def test_row_coverage_rule(records: list, problem: str | None) -> None:
+    doc = ckjob.make_results({"start": 1, "count": 3, "key": "k"}, [], 0.0, 1.0, "p")
+    doc["records"] = records
+    doc["digest"] = ckjob.results_digest(doc)
+    problems = ckjob.check_results(doc, 1, 3, "k")
+    assert (problems == []) if problem is None else (len(problems) == 1
+                                                      and problem in problems[0])

@@ -14,12 +14,15 @@ import pytest
 from support.localjob import joblog, make_job, result_rows
 
 from condorkit.local.run import run
-from condorkit.local.workers import Worker
+from condorkit.local.workers import BATCH_STATUS, Worker, batch_codes, prestart
 from condorkit.model.config import load_config
 from condorkit.model.job import Job, prepare
 
 PROGRAM = """import json, os, sys
+pre = {m: m in sys.modules for m in ("xml.dom.minidom", "concurrent.futures.thread")}
 import email.mime.text  # a top-level import the worker preloads
+from xml.dom import minidom  # a submodule imported by name: preloaded too
+from concurrent.futures import ThreadPoolExecutor  # loaded lazily by the package: too
 what = open(sys.argv[1]).read().strip()
 print("out", sys.argv[1:], os.environ.get("PIECE"), os.getcwd())
 if what == "segv":
@@ -35,7 +38,7 @@ if what == "worker":
     import time; time.sleep(5)
 with open(sys.argv[2], "w") as fh:
     json.dump({"pid": os.getpid(), "ppid": os.getppid(), "email": "email.mime.text" in
-               sys.modules, "main": __name__}, fh)
+               sys.modules, "main": __name__, "pre": pre}, fh)
 """
 
 
@@ -53,7 +56,7 @@ def worker(tmp_path: Path) -> Worker:
 
 
 def piece(w: Worker, d: Path, **env: str) -> int:
-    return w.run(d, ["prog.py", "rows.txt", "out.json"], dict(os.environ, **env)).wait()
+    return w.run(d, [["prog.py", "rows.txt", "out.json"]], dict(os.environ, **env)).wait()
 
 
 def test_pieces_run_as_main_in_their_scratch_folder_with_preloaded_imports(tmp_path: Path
@@ -66,6 +69,7 @@ def test_pieces_run_as_main_in_their_scratch_folder_with_preloaded_imports(tmp_p
             assert piece(w, d, PIECE=str(i)) == 0
             doc = json.loads((d / "out.json").read_text())
             assert doc["main"] == "__main__" and doc["email"] and doc["ppid"] == w.proc.pid
+            assert all(doc["pre"].values()), doc["pre"]
             pids.add(doc["pid"])
             out = (d / "_condor_stdout").read_text()
             assert out == f"out ['rows.txt', 'out.json'] {i} {d}\n"
@@ -93,6 +97,76 @@ def test_a_crashing_program_fails_its_piece_not_the_worker(tmp_path: Path, what:
         assert (d / "out.json").exists()  # as the wrapper: the output file always exists
         good = scratch(tmp_path, "good", "ok")
         assert piece(w, good) == 0 and w.started == 1
+    finally:
+        w.close()
+
+
+BATCH = """import os, sys
+what = open(sys.argv[1]).read().strip()
+seen = (os.getcwd(), os.environ.get("CKBATCH"), __name__, "leak" in globals())
+if what == "wander":  # change the folder and the environment: the next run must not see it
+    os.environ["CKBATCH"] = "changed"
+    leak = 1
+    os.chdir("/")
+    sys.exit(5)
+if what == "die":
+    os.kill(os.getpid(), 9)
+with open(sys.argv[2], "w") as fh:
+    fh.write(repr(seen))
+"""
+
+
+def test_a_batch_runs_each_chunk_afresh_and_records_each_exit_code(tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text(BATCH)
+    w = Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
+    d = tmp_path / "batch"
+    d.mkdir()
+    (d / "prog.py").write_text(BATCH)
+    for name, what in (("a", "ok"), ("b", "wander"), ("c", "ok"), ("d", "die"), ("e", "ok")):
+        (d / f"rows-{name}").write_text(what + "\n")
+    runs = [["prog.py", f"rows-{n}", f"out-{n}"] for n in "abcde"]
+    try:
+        code = w.run(d, runs, dict(os.environ, CKBATCH="piece")).wait()
+        assert code == -9  # the fourth run killed the process: the fifth never ran
+        assert batch_codes(d) == {"out-a": 0, "out-b": 5, "out-c": 0}
+        assert (d / BATCH_STATUS).is_file()
+        fresh = repr((str(d), "piece", "__main__", False))
+        assert (d / "out-a").read_text() == fresh == (d / "out-c").read_text()
+        assert (d / "out-b").read_bytes() == b""  # as the wrapper: outputs always exist
+        assert not (d / "out-e").exists() or (d / "out-e").read_bytes() == b""
+        err = (d / "_condor_stderr").read_text()
+        assert "program exited with code 5" in err and "killed by signal 9" in err
+        single = tmp_path / "single"
+        single.mkdir()
+        (single / "prog.py").write_text(BATCH)
+        (single / "rows").write_text("ok\n")
+        assert w.run(single, [["prog.py", "rows", "out"]], dict(os.environ)).wait() == 0
+        assert not (single / BATCH_STATUS).exists()  # one run: the wrapper's files only
+    finally:
+        w.close()
+
+
+def test_a_piece_runs_its_own_files_not_the_workers_compiled_copies(tmp_path: Path) -> None:
+    """The worker compiles the program and ckjob.py once; a piece whose files differ (an edited
+    program, another ckjob.py) runs its own bytes."""
+    from condorkit.wrappers import ckjob
+
+    prog = ("import ckjob, sys\nopen(sys.argv[2], 'w').write('%s %%s %%s' %% "
+            "(getattr(ckjob, 'MARK', 'real'), __file__))\n")
+    real = Path(ckjob.__file__).read_text()
+    (tmp_path / "prog.py").write_text(prog % "v1")
+    w = Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
+    try:
+        for name, version, ck, expect in (("same", "v1", real, "real"),
+                                          ("edited", "v2", real + "\nMARK = 'b'\n", "b"),
+                                          ("again", "v1", real, "real")):
+            d = tmp_path / name
+            d.mkdir()
+            (d / "prog.py").write_text(prog % version)
+            (d / "ckjob.py").write_text(ck)
+            (d / "rows.txt").write_text("x\n")
+            assert w.run(d, [["prog.py", "rows.txt", "out"]], dict(os.environ)).wait() == 0
+            assert (d / "out").read_text() == f"{version} {expect} ./prog.py"
     finally:
         w.close()
 
@@ -126,7 +200,7 @@ def test_workers_and_their_pieces_die_with_the_coordinator(tmp_path: Path) -> No
             "from condorkit.local.workers import Worker\n"
             f"w = Worker(sys.executable, Path({str(tmp_path / 'prog.py')!r}), dict(os.environ), "
             f"Path({str(tmp_path / 'w.log')!r}))\n"
-            f"p = w.run(Path({str(d)!r}), ['prog.py', 'r', 'o'], dict(os.environ))\n"
+            f"p = w.run(Path({str(d)!r}), [['prog.py', 'r', 'o']], dict(os.environ))\n"
             "print(w.proc.pid, p.pid, flush=True)\ntime.sleep(60)\n")
     coord = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -174,6 +248,25 @@ def test_a_run_uses_the_workers_and_gives_the_same_results(tmp_path: Path) -> No
         assert ("persistent worker" in errs) is persistent
         rows[persistent] = result_rows(job.dir)
     assert rows[True] == rows[False] == list(range(1, 31))
+
+
+def test_workers_started_before_the_job_is_prepared_are_used_when_they_match(
+        tmp_path: Path) -> None:
+    folder = make_job(tmp_path / "job", rows=12, chunk=4)
+    env = env_with(tmp_path)
+    config = load_config(folder, {}, env={})
+    early = prestart(folder, config, 2, env=env)
+    assert len(early) == 2 and all(w.alive for w in early)
+    report = run(load_job(folder), workers=2, env=env, prestarted=early, speculate_after=None)
+    assert not report.failed and result_rows(folder) == list(range(1, 13))
+    assert any(w.ready for w in early) and all(w.started == 1 for w in early)
+    assert not any(w.alive for w in early)  # the run closed them
+    # workers that do not match the run (another count) are closed unused
+    other = prestart(folder, config, 3, env=env)
+    report = run(load_job(folder), workers=2, env=env, prestarted=other, only=[])
+    assert not any(w.ready or w.alive for w in other)
+    # a job the workers cannot run gets none (a program that is not Python, a bundle)
+    assert prestart(folder, load_config(folder, {"program": "square.sh"}, env={}), 2) == []
 
 
 def test_a_hanging_piece_is_killed_at_the_time_limit_and_recorded(tmp_path: Path) -> None:
