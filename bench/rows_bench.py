@@ -3,8 +3,11 @@
 The job: an N-row manifest (``item:str``, one short word per row), chunk 200 (N/200 chunks), and a
 trivial ``ckjob.map_rows`` program (the length of the item). Contenders, interleaved per round:
 
-- ``program``: the program itself over all N rows in ONE process (one rows file of every row):
-  the program's own time, the floor of any one-core run;
+- ``program``: the program itself over all N rows in ONE process, on one rows file of every
+  row written by condorkit (a job with chunk = N): the program's own time on the same input
+  format (ckjob checks every row's key, as in every chunk), the floor of any one-core run;
+- ``bare``: the same over a minimal rows file without the job's options (ckjob checks no key):
+  the baseline before 2026-11-30, kept for comparison;
 - ``condorkit``: ``condorkit run -j2`` from a fresh job folder state (``chunks/`` made again,
   ``results/`` empty), automatic granularity, persistent workers: preparing the job (manifest
   parsing, rows files), scheduling, pieces, assembling chunk results, joblog and all.
@@ -83,22 +86,48 @@ def run_condorkit(job: Path) -> tuple[float, int]:
     return wall, peak
 
 
-def run_program(job: Path, rows: int) -> float:
-    """The program over every row in one process, rows file written by condorkit's own code."""
-    from condorkit.wrappers import ckjob
+def one_chunk_rows(job: Path, rows: int) -> Path:
+    """The job's rows as ONE rows file, written by condorkit itself (chunk = every row): the
+    same format the chunks have, so ckjob checks the key of every row as it does in a chunk."""
+    from condorkit.model.config import load_config
+    from condorkit.model.job import prepare
 
-    one = job.parent / "one"
+    one = job.parent / "one-chunk"
     shutil.rmtree(one, ignore_errors=True)
     one.mkdir()
-    shutil.copy(job / "count.py", one)
-    shutil.copy(REPO / "wrappers" / "ckjob.py", one)
-    with open(one / "rows.jsonl", "w", encoding="utf-8") as fh:
+    for name in ("count.py", "manifest.txt", "condorkit.toml"):
+        shutil.copy(job / name, one)
+    job_ = prepare(one, load_config(one, {"chunk": rows}, env={}))
+    shutil.copy(job_.ckjob, one)
+    return one / "chunks" / "rows-1.jsonl"
+
+
+def bare_rows(job: Path, rows: int) -> Path:
+    """All rows in a minimal rows file (no options: ckjob checks no key), the baseline used
+    before: the program's per-row work without the key check every chunk gets."""
+    from condorkit.wrappers import ckjob
+
+    bare = job.parent / "bare"
+    shutil.rmtree(bare, ignore_errors=True)
+    bare.mkdir()
+    shutil.copy(job / "count.py", bare)
+    shutil.copy(REPO / "wrappers" / "ckjob.py", bare)
+    with open(bare / "rows.jsonl", "w", encoding="utf-8") as fh:
         fh.write(json.dumps({"format": ckjob.ROWS_FORMAT, "start": 1, "count": rows,
                              "key": "bench"}) + "\n")
         for i in range(1, rows + 1):
             fh.write(f'{{"row": {i}, "item": "item{i}"}}\n')
+    return bare / "rows.jsonl"
+
+
+def run_program(rows_file: Path) -> float:
+    """The program over ``rows_file`` in one process (ckjob.py and count.py beside it)."""
+    folder = rows_file.parent if (rows_file.parent / "count.py").is_file() else \
+        rows_file.parent.parent
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "count.py", "rows.jsonl", "out.json"], cwd=one, check=True)
+    subprocess.run([sys.executable, str(folder / "count.py"), str(rows_file),
+                    str(folder / "out.json")], cwd=folder, check=True,
+                   env=dict(os.environ, PYTHONPATH=str(folder)))
     return time.perf_counter() - t0
 
 
@@ -111,30 +140,40 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rows-bench-") as tmp:
         job = Path(tmp) / "job"
         make_job(job, args.rows)
-        prog, ck, rss = [], [], []
+        one, bare = one_chunk_rows(job, args.rows), bare_rows(job, args.rows)
+        prog, plain, ck, rss = [], [], [], []
         for r in range(args.rounds):
-            order = ("program", "condorkit") if r % 2 == 0 else ("condorkit", "program")
-            for name in order:
+            order = ("program", "bare", "condorkit")
+            for name in order if r % 2 == 0 else reversed(order):
                 if name == "program":
-                    prog.append(run_program(job, args.rows))
+                    prog.append(run_program(one))
+                elif name == "bare":
+                    plain.append(run_program(bare))
                 else:
                     wall, peak = run_condorkit(job)
                     ck.append(wall)
                     rss.append(peak)
-            print(f"round {r + 1}: program {prog[-1]:.2f}s, condorkit {ck[-1]:.2f}s "
-                  f"(coordinator {rss[-1] / 1024:.0f} MiB)", file=sys.stderr)
+            print(f"round {r + 1}: program {prog[-1]:.2f}s (bare rows {plain[-1]:.2f}s), "
+                  f"condorkit {ck[-1]:.2f}s (coordinator {rss[-1] / 1024:.0f} MiB)",
+                  file=sys.stderr)
     ratio = statistics.median(c / p for c, p in zip(ck, prog, strict=True))
-    table = [[f"{args.rows:,}", "program, one process", f"{statistics.median(prog):.2f}", "",
-              "1.00"],
+    ratio_bare = statistics.median(c / p for c, p in zip(ck, plain, strict=True))
+    table = [[f"{args.rows:,}", "program, one process, one rows file of every row",
+              f"{statistics.median(prog):.2f}", "", "1.00"],
+             [f"{args.rows:,}", "program, one process, bare rows (no key check)",
+              f"{statistics.median(plain):.2f}", "",
+              f"{statistics.median(p / q for p, q in zip(plain, prog, strict=True)):.2f}"],
              [f"{args.rows:,}", "condorkit run -j2", f"{statistics.median(ck):.2f}",
-              f"{statistics.median(rss) / 1024:.0f}", f"{ratio:.2f}"]]
+              f"{statistics.median(rss) / 1024:.0f}",
+              f"{ratio:.2f} ({ratio_bare:.2f} x the bare rows)"]]
     md = (f"{header}; {args.rounds} interleaved round(s); load average at the end "
           f"{os.getloadavg()[0]:.2f}\n\n"
           + markdown(["rows", "contender", "median wall (s)", "coordinator peak RSS (MiB)",
                       "x the program's own time"], table))
     print(md)
-    write_result("rows_bench", md, {"rows": args.rows, "program_s": prog, "condorkit_s": ck,
-                                    "coordinator_peak_kib": rss, "ratio": ratio})
+    write_result("rows_bench", md, {"rows": args.rows, "program_s": prog, "bare_s": plain,
+                                    "condorkit_s": ck, "coordinator_peak_kib": rss,
+                                    "ratio": ratio, "ratio_bare": ratio_bare})
     return 0
 
 
