@@ -22,10 +22,12 @@ so the result equals the tutorial's to the last bit or two. Two kernels give the
 Both decode with libjpeg-turbo's default (accurate integer) IDCT and fancy upsampling, like the
 tutorial; no DCT-scaled (``draft``) decoding is ever used.
 
-Downloads overlap compute: a pool of threads fetches up to PHOTODEMO_WINDOW rows ahead of the one
-being measured, while the bytes held (fetched but not yet measured, plus bodies being received)
-stay within PHOTODEMO_BUDGET; only the row the loop waits for may exceed it, so progress is always
-possible and memory stays below budget + one image. Peak concurrency and bytes go into the results.
+Downloads overlap compute: a pool of threads fetches the http(s) rows among the next
+PHOTODEMO_WINDOW rows ahead of the one being measured (a local file is read when its row is
+due: reading it ahead would only take CPU from the work), while the bytes held (fetched but not
+yet measured, plus bodies being received) stay within PHOTODEMO_BUDGET; only the row the loop
+waits for may exceed it, so progress is always possible and memory stays below budget + one
+image. Peak concurrency and bytes go into the results.
 
 Environment knobs: PHOTODEMO_TIMEOUT (seconds per wait for the server, default 15),
 PHOTODEMO_DEADLINE (seconds for a row's whole fetch, every attempt included, default 120),
@@ -228,24 +230,35 @@ def _measure(row, get, budget):
     return rec
 
 
+def remote(url):
+    """True for an http(s) URL: worth fetching ahead. A local file (a path, ``file://``) is read
+    when its row is due: reading it ahead on another thread only takes CPU from the work."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    return scheme in ("http", "https")
+
+
 def measure_rows(rows, budget=None):
-    """Fetch ahead and measure every row; returns ``(records, budget)``."""
+    """Fetch remote rows ahead and measure every row; returns ``(records, budget)``."""
     budget = budget or Budget(BUDGET)
     records = []
-    if WINDOW <= 0:  # no fetch-ahead: fetch, then measure, one row after the other
+    ahead = [i for i, row in enumerate(rows) if remote(row["url"])] if WINDOW > 0 else []
+    if not ahead:  # nothing to fetch ahead: fetch, then measure, one row after the other
         for i, row in enumerate(rows):
             budget.advance(i)
             records.append(_measure(row, partial(fetch, row["url"], budget, i), budget))
         return records, budget
+    futures = {}
     with ThreadPoolExecutor(max_workers=max(1, FETCHERS)) as pool:
-        futures = {i: pool.submit(fetch, rows[i]["url"], budget, i)
-                   for i in range(min(WINDOW, len(rows)))}
+        k = 0  # next remote row to submit
         for i, row in enumerate(rows):
-            if i + WINDOW < len(rows):
-                j = i + WINDOW
+            while k < len(ahead) and ahead[k] < i + WINDOW:  # the remote rows in the window
+                j = ahead[k]
                 futures[j] = pool.submit(fetch, rows[j]["url"], budget, j)
+                k += 1
             budget.advance(i)
-            records.append(_measure(row, futures.pop(i).result, budget))
+            get = futures.pop(i).result if i in futures else partial(fetch, row["url"],
+                                                                      budget, i)
+            records.append(_measure(row, get, budget))
     return records, budget
 
 

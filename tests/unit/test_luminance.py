@@ -111,7 +111,7 @@ def test_large_photo_exact(tmp_path: Path) -> None:
 
 def _scratch(tmp_path: Path, urls: list[str]) -> Path:
     scratch = tmp_path / "scratch"
-    scratch.mkdir()
+    scratch.mkdir(parents=True)
     shutil.copy(PROGRAM, scratch)
     shutil.copy(CKJOB, scratch)
     header = {"format": "condorkit-rows/1", "start": 1, "count": len(urls), "key": "k",
@@ -185,6 +185,35 @@ def test_fetch_ahead_keeps_several_requests_in_flight(tmp_path: Path) -> None:
     assert doc["errors"] == 0
     assert 3 <= doc["fetch"]["peak_inflight"] <= 4  # never more than the fetcher threads
     for rec, f in zip(doc["records"], files * 3, strict=True):
+        assert abs(rec["luminance"] - tutorial(f.path)) < 1e-9
+
+
+def test_local_rows_are_read_when_due_and_remote_ones_are_fetched_ahead(tmp_path: Path
+                                                                         ) -> None:
+    files = write_corpus(tmp_path / "img", 6, sizes=[(200, 150)], seed=7)
+    local = [str(f.path) for f in files] + [f.path.as_uri() for f in files]
+    threads: list[str] = []
+    real_fetch = L.fetch
+
+    def fetch(url: str, budget: object = None, index: int = 0) -> bytes:
+        threads.append(threading.current_thread().name)
+        return real_fetch(url, budget, index)
+
+    L.fetch = fetch
+    try:
+        records, _ = L.measure_rows([{"row": i + 1, "url": u, "year": 1900}
+                                     for i, u in enumerate(local)])
+    finally:
+        L.fetch = real_fetch
+    assert not any("error" in r for r in records) and len(records) == 12
+    assert set(threads) == {threading.main_thread().name}  # read when due, on the main thread
+    with CountingServer(tmp_path / "img", latency_s=0.3) as srv:
+        mixed = [x for f in files for x in (srv.url(f.path.name), str(f.path))]
+        doc = _run(_scratch(tmp_path / "b", mixed), PHOTODEMO_FETCHERS="4",
+                   PHOTODEMO_WINDOW="8")
+        assert srv.total() == len(files) and srv.open_max >= 3  # the remote ones overlapped
+    assert doc["errors"] == 0
+    for rec, f in zip(doc["records"], [f for f in files for _ in (0, 1)], strict=True):
         assert abs(rec["luminance"] - tutorial(f.path)) < 1e-9
 
 
