@@ -135,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dir", default=None, help="folder for the job folders (default: the "
+                    "system's temporary folder; e.g. /dev/shm to leave the disk out)")
     args = ap.parse_args(argv)
     header = machine()
-    with tempfile.TemporaryDirectory(prefix="rows-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rows-bench-", dir=args.dir) as tmp:
         job = Path(tmp) / "job"
         make_job(job, args.rows)
         one, bare = one_chunk_rows(job, args.rows), bare_rows(job, args.rows)
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
              [f"{args.rows:,}", "condorkit run -j2", f"{statistics.median(ck):.2f}",
               f"{statistics.median(rss) / 1024:.0f}",
               f"{ratio:.2f} ({ratio_bare:.2f} x the bare rows)"]]
-    md = (f"{header}; {args.rounds} interleaved round(s); load average at the end "
+    md = (f"{header}; job folders in {args.dir or tempfile.gettempdir()}; {args.rounds} "
+          f"interleaved round(s); load average at the end "
           f"{os.getloadavg()[0]:.2f}\n\n"
           + markdown(["rows", "contender", "median wall (s)", "coordinator peak RSS (MiB)",
                       "x the program's own time"], table))
