@@ -24,7 +24,8 @@ MIN_PIECE_S = 0.05  # no piece is planned shorter (nor 3 start-ups)
 
 
 def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, running_rows: float,
-               workers: int, est: Estimate) -> tuple[int, int]:
+               workers: int, est: Estimate, time_limit: float | None = None
+               ) -> tuple[int, int]:
     """How much an idle worker takes from the head of the queue: ``(n_spans, rows)``.
 
     ``spans`` are the ready spans from the head as ``(start, count, fresh)`` (fresh: never
@@ -42,6 +43,9 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
       (across chunk boundaries) until start-up is 2% of the piece, up to the fair share and to
       ``JOIN_MAX_ROWS`` (a joined piece's results stay in memory until its chunks are merged).
 
+    - with a wall-clock ``time_limit`` per piece, chunks are joined only up to half of it (a
+      chunk alone is never cut for it: the limit is meant for one chunk).
+
     Before any attempt has finished (no estimate) spans are only cut at the fair share.
     """
     start, count, fresh = spans[0]
@@ -55,6 +59,8 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
         rows = min(count, take)
         return 1, (count if count - rows < min_rows else rows)
     limit = min(take, goal, max(count, JOIN_MAX_ROWS))
+    if time_limit is not None:
+        limit = min(limit, max(count, int((time_limit / 2 - est.overhead_s) / est.row_s)))
     n, rows = 1, count
     while n < len(spans) and rows < limit:
         nstart, ncount, nfresh = spans[n]

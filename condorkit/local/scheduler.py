@@ -190,7 +190,8 @@ class Scheduler:
                 spans.append((s.start, s.count, not s.solo and s.tries == 0))
             est = self.estimate()
             run_rows = sum(self._rest(c, est, now) for c in self.running if not c.speculative)
-            n, rows = plan_piece(spans, self.pending_rows, run_rows, self.workers, est)
+            n, rows = plan_piece(spans, self.pending_rows, run_rows, self.workers, est,
+                                 self.time_limit)
         batch: list[int] = []
         if n > 1 and self.pool:  # joined whole chunks: a batch in a persistent worker
             total = 0

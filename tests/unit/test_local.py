@@ -372,6 +372,16 @@ def test_plan_piece(spans: list[tuple[int, int, bool]], pending: int, running: f
     assert plan_piece(spans, pending, running, 2, est) == want
 
 
+def test_joined_pieces_stay_within_half_the_time_limit() -> None:
+    tiny = [(s, 1, True) for s in range(1, 1001)]
+    est = Estimate(0.01, 0.2)  # joining would go to 1,000 rows = 10 s
+    assert plan_piece(tiny, 1000, 0, 2, est) == (250, 250)
+    assert plan_piece(tiny, 1000, 0, 2, est, time_limit=2.0) == (80, 80)  # (1 - 0.2) / 0.01
+    # a chunk longer than that is still taken whole (the limit is meant for one chunk)
+    assert plan_piece([(1, 200, True), (201, 1, True)], 2000, 0, 2, est,
+                      time_limit=2.0) == (1, 200)
+
+
 # ----------------------------------------------------------------------------- real photodemo
 
 
