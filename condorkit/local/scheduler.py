@@ -365,9 +365,7 @@ class Scheduler:
             elif doc is not None:
                 outcome = "done"
                 self._accept(copy, doc, duration)
-                for other in others:
-                    other.killed = "superseded"
-                    killpg(other.proc.pid, signal.SIGKILL)
+                self._supersede(others)
             else:
                 outcome, note = "invalid", f"invalid results: {why}"
         else:
@@ -397,7 +395,7 @@ class Scheduler:
                 continue
             name = results_name(chunk.start)
             code = codes.get(name)
-            if code is None or code != 0:
+            if code != 0:
                 why = copy.killed or (describe(code, tail) if code is not None else
                                       describe(rc, tail) if rc else "the batch ended before it")
                 bad.append((i, why))
@@ -418,14 +416,9 @@ class Scheduler:
             elapsed += float(got) if isinstance(got, (int, float)) and got >= 0 else 0.0
         if not bad:
             self.done_pieces.add((piece.start, piece.count))
-            if 0 < elapsed <= duration:
-                self.est_rows += piece.count
-                self.est_elapsed += elapsed
-                self.est_over += duration - elapsed
-                self.est_n += 1
-            for other in others:
-                other.killed = "superseded"
-                killpg(other.proc.pid, signal.SIGKILL)
+            if elapsed > 0:
+                self._learn(piece.count, elapsed, duration)
+            self._supersede(others)
             return "done", ""
         if not others and copy.killed != "interrupted":
             for i, _ in bad:
@@ -436,16 +429,28 @@ class Scheduler:
                 f"{len(bad)} of {len(piece.chunks)} chunk(s) without valid results (each runs "
                 f"again alone): {bad[0][1]}")
 
+    def _learn(self, rows: int, elapsed: float, duration: float) -> None:
+        """Add a finished piece to the estimate: ``elapsed`` s of program time for ``rows``
+        rows in ``duration`` s of wall clock (the rest is start-up); nonsense is ignored."""
+        if 0 <= elapsed <= duration:
+            self.est_rows += rows
+            self.est_elapsed += elapsed
+            self.est_over += duration - elapsed
+            self.est_n += 1
+
+    def _supersede(self, others: list[_Copy]) -> None:
+        """A copy won: kill the other copies of the same piece."""
+        for other in others:
+            other.killed = "superseded"
+            killpg(other.proc.pid, signal.SIGKILL)
+
     def _accept(self, copy: _Copy, doc: dict[str, Any], duration: float) -> None:
         piece, job = copy.piece, self.job
         self.done_pieces.add((piece.start, piece.count))
         self.rows_done += piece.count
         elapsed = doc.get("elapsed_s")
-        if isinstance(elapsed, (int, float)) and 0 <= elapsed <= duration:
-            self.est_rows += piece.count
-            self.est_elapsed += float(elapsed)
-            self.est_over += duration - float(elapsed)
-            self.est_n += 1
+        if isinstance(elapsed, (int, float)):
+            self._learn(piece.count, float(elapsed), duration)
         for name in job.outputs(piece.start):  # extra outputs first: results imply them
             install(copy.scratch / name, job.results_dir / name)
         produced = copy.scratch / piece.results_file

@@ -213,15 +213,21 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _interpreter(env: Mapping[str, str], cpus: int) -> tuple[str | None, dict[str, str]]:
+    """The workers' interpreter (``CONDORKIT_PYTHON``, else ``python3`` on the PATH) and their
+    environment (the thread variables set before any import)."""
+    python = env.get(ENV_VAR) or shutil.which("python3", path=env.get("PATH"))
+    return python, worker_env(env, cpus)
+
+
 def start_pool(program: Path, env: Mapping[str, str], cpus: int, count: int, job_dir: Path
                ) -> list[Worker]:
     """``count`` persistent workers for the ``.py`` program ``program`` under the interpreter
     the environment names (``job_env``: ``CONDORKIT_PYTHON``, else ``python3`` on its PATH),
     all spawned at once so they preload while the caller goes on; [] without an interpreter."""
-    python = env.get(ENV_VAR) or shutil.which("python3", path=env.get("PATH"))
+    python, wenv = _interpreter(env, cpus)
     if not python:
         return []
-    wenv = worker_env(env, cpus)  # thread variables before imports
     pool = [Worker(python, program, wenv, worker_log(job_dir, k)) for k in range(count)]
     for w in pool:
         w.spawn()
@@ -252,8 +258,7 @@ def prestart(job_dir: Path, config: JobConfig, count: int,
 def matching(pool: Sequence[Worker], program: Path, env: Mapping[str, str], cpus: int,
              count: int) -> bool:
     """True when ``pool`` (from :func:`prestart`) is what :func:`start_pool` would start."""
-    python = env.get(ENV_VAR) or shutil.which("python3", path=env.get("PATH"))
-    wenv = worker_env(env, cpus)
+    python, wenv = _interpreter(env, cpus)
     return len(pool) == count and all(
         w.python == python and w.program == program and w.env == wenv and w.proc is not None
         for w in pool)
