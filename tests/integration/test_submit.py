@@ -4,6 +4,7 @@ status/wait/history/where from the bindings and the event log, and spooled submi
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,9 +46,15 @@ def test_submit_records_the_run_and_wait_history_where_agree(
     submitted = Path(rec["submit_file"]).read_text()
     assert [i["start"] for i in parse_items(submitted)] == ["1", "4", "7", "10"]
 
-    # one cluster with one job per chunk, tagged with its rows
-    ads = pool.schedd().history(f"ClusterId == {cluster}", projection=["ProcId"]) + \
-        pool.schedd().query(f"ClusterId == {cluster}", projection=["ProcId"])
+    # one cluster with one job per chunk, tagged with its rows; the schedd materializes the
+    # jobs after the submit returns, so look until they show (deadline 60 s)
+    deadline = time.monotonic() + 60
+    while True:
+        ads = pool.schedd().history(f"ClusterId == {cluster}", projection=["ProcId"]) + \
+            pool.schedd().query(f"ClusterId == {cluster}", projection=["ProcId"])
+        if ads or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert 0 < len(ads) <= 4
 
     early = ck_json("status", cwd=d)
