@@ -524,7 +524,11 @@ def _read_local(url, scheme, parsed, budget, index, max_bytes):
                              % (st.st_size, max_bytes))
         budget.acquire(st.st_size, index)
         try:
-            data = fh.read(max_bytes + 1)
+            # read the size stat gives, plus one byte: asking for max_bytes + 1 would allocate
+            # (and then shrink) a buffer of the limit's size for every file
+            data = fh.read(st.st_size + 1)
+            if len(data) > st.st_size:  # the file grew after the stat: read on, to the limit
+                data += fh.read(max_bytes + 1 - len(data))
         except OSError as exc:
             budget.release(st.st_size)
             raise FetchError("cannot read %s: %s" % (path, exc.strerror or exc))

@@ -134,6 +134,41 @@ def test_local_inputs_must_be_regular_files(tmp_path: Path, kind: str) -> None:
     assert why.startswith(("no such file", "not a regular file")), why
 
 
+def test_a_local_file_is_read_without_a_buffer_of_the_limits_size(tmp_path: Path) -> None:
+    """Reading a small file under a 64 MiB limit allocates about the file, not the limit (each
+    64 MiB buffer cost ~0.3 ms per row, 2.5 % of the photodemo's time)."""
+    import tracemalloc
+
+    f = tmp_path / "a.jpg"
+    f.write_bytes(b"\xff\xd8" + os.urandom(100_000))
+    tracemalloc.start()
+    try:
+        data = fetch(str(f), max_bytes=64 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data == f.read_bytes()
+    assert peak < 1 << 20, peak
+
+
+def test_a_local_file_that_grows_is_read_to_the_limit(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size is taken from fstat; a file that grows after it is still read whole, or refused
+    past the limit."""
+    f = tmp_path / "a.jpg"
+    f.write_bytes(b"x" * 1000)
+    real_fstat = os.fstat
+
+    def stale_fstat(fd: int) -> os.stat_result:  # as if the file grew after the stat
+        st = real_fstat(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid,
+                               st.st_gid, 10, st.st_atime, st.st_mtime, st.st_ctime))
+
+    monkeypatch.setattr(ckjob.os, "fstat", stale_fstat)
+    assert fetch(str(f), max_bytes=1000) == b"x" * 1000
+    assert "larger than the 999-byte limit" in fetch_error(str(f), max_bytes=999)
+
+
 # ----------------------------------------------------------------- the photodemo program
 
 
