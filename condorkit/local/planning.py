@@ -21,6 +21,7 @@ class Estimate:
 
 JOIN_MAX_ROWS = 20_000
 MIN_PIECE_S = 0.05  # no piece is planned shorter (nor 3 start-ups)
+LAST_ROUND = 8  # the rest is split evenly once each worker's part is at most this many min_rows
 
 
 def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, running_rows: float,
@@ -36,6 +37,10 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
       over twice the workers (factoring; before any estimate, over the workers), so pieces
       shrink towards the end of the run and the workers finish together even when rows differ
       in cost (the last pieces are short, so one slow piece cannot hold up the end);
+    - the last round: once the even split of what is left (pending plus running, over the
+      workers) is at most ``LAST_ROUND`` minimal pieces, an idle worker takes exactly that even
+      part, so each worker runs one more piece and all end together (halving on would add
+      pieces whose start-ups cost more than the balance they buy);
     - a piece is never cut shorter than 3 start-ups' worth of work (and ``MIN_PIECE_S``):
       ``min_rows``; a cut never leaves a remainder shorter than that, so the last pieces of a
       run are short and the workers end close together;
@@ -53,6 +58,9 @@ def plan_piece(spans: Sequence[tuple[int, int, bool]], pending_rows: int, runnin
     parts = max(workers, 1) * (2 if known else 1)
     share = math.ceil((pending_rows + running_rows) / parts)
     min_rows = max(1, math.ceil(max(MIN_PIECE_S, 3 * est.overhead_s) / est.row_s)) if known else 1
+    even = math.ceil((pending_rows + running_rows) / max(workers, 1))
+    if known and even <= LAST_ROUND * min_rows:  # the last round: one piece per worker
+        share = even
     take = max(share, min_rows)
     goal = math.ceil(50 * est.overhead_s / est.row_s) if known else 0
     if count >= take or goal <= count or not fresh:

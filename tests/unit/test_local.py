@@ -348,7 +348,11 @@ def test_bad_dispatch_is_a_usage_error(tmp_path: Path) -> None:
         ([(801, 200, True)], 200, 10, Estimate(0.05, 0.2), (1, 53)),
         # never leave a remainder below three start-ups of work (12 rows here)
         ([(801, 55, True)], 55, 120, Estimate(0.05, 0.2), (1, 55)),
-        ([(801, 70, True)], 70, 120, Estimate(0.05, 0.2), (1, 48)),
+        ([(801, 150, True)], 150, 120, Estimate(0.05, 0.2), (1, 68)),
+        # the last round: the rest split evenly (each worker's part <= 8 x 12 rows), no halving
+        ([(801, 70, True)], 70, 120, Estimate(0.05, 0.2), (1, 70)),
+        ([(801, 100, True)], 100, 60, Estimate(0.05, 0.2), (1, 80)),
+        ([(801, 100, True)], 100, 0, Estimate(0.05, 0.2), (1, 50)),
         # no estimate yet: split one big chunk between two idle workers
         ([(1, 10, True)], 10, 0, Estimate(), (1, 5)),
         # tiny chunks are joined while they are adjacent, whole and fresh
