@@ -18,7 +18,7 @@ from condorkit.local.workers import BATCH_STATUS, Worker, batch_codes, prestart
 from condorkit.model.config import load_config
 from condorkit.model.job import Job, prepare
 
-PROGRAM = """import json, os, sys
+PROGRAM = """import gc, json, os, sys
 pre = {m: m in sys.modules for m in ("xml.dom.minidom", "concurrent.futures.thread")}
 import email.mime.text  # a top-level import the worker preloads
 from xml.dom import minidom  # a submodule imported by name: preloaded too
@@ -38,7 +38,7 @@ if what == "worker":
     import time; time.sleep(5)
 with open(sys.argv[2], "w") as fh:
     json.dump({"pid": os.getpid(), "ppid": os.getppid(), "email": "email.mime.text" in
-               sys.modules, "main": __name__, "pre": pre}, fh)
+               sys.modules, "main": __name__, "pre": pre, "frozen": gc.get_freeze_count()}, fh)
 """
 
 
@@ -70,6 +70,8 @@ def test_pieces_run_as_main_in_their_scratch_folder_with_preloaded_imports(tmp_p
             doc = json.loads((d / "out.json").read_text())
             assert doc["main"] == "__main__" and doc["email"] and doc["ppid"] == w.proc.pid
             assert all(doc["pre"].values()), doc["pre"]
+            # the preloaded objects are frozen: a child's collections leave their pages shared
+            assert doc["frozen"] > 1000, doc["frozen"]
             pids.add(doc["pid"])
             out = (d / "_condor_stdout").read_text()
             assert out == f"out ['rows.txt', 'out.json'] {i} {d}\n"
