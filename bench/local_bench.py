@@ -22,8 +22,11 @@ right before each pass so the page cache is warm. The machine is shared: before 
 benchmark waits (up to --max-wait s) until other processes use < 8% of the CPUs, and a pass during
 which other processes used more than --noise CPU seconds per wall second (from /proc/stat minus
 this benchmark's own rusage) is discarded and re-run. Every pass's output is checked (one value per
-image, equal to the in-process kernel). The table (median wall time, rows/s, % of the limit, x
-GNU parallel) goes to stdout and to bench/results/local-bench-TIMESTAMP.{md,json}.
+image, equal to the in-process kernel). The table (median wall time, rows/s, % of the limit,
+speed x GNU parallel, wall time x paexec) goes to stdout and to
+bench/results/local-bench-TIMESTAMP.{md,json}. The sources are byte-compiled first, as an
+installed package is (pip compiles at install; PYTHONDONTWRITEBYTECODE=1 would otherwise make
+every start compile them anew).
 
     python bench/local_bench.py             # 1,000 images, 3 rounds (about 25 minutes)
     python bench/local_bench.py --quick     # 100 images, 1 round: a sanity check
@@ -316,6 +319,11 @@ def main() -> int:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (Debian: apt-get install parallel paexec)")
     become_subreaper()
+    # bytecode as an installed package has it (pip compiles at install): without it every
+    # start of condorkit, the wrappers and the photodemo program compiles their sources anew
+    # (a harness with PYTHONDONTWRITEBYTECODE=1 never writes it)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "condorkit"),
+                    str(REPO / "wrappers"), str(PHOTODEMO)], check=True)
     manifest = corpus(args.images)
     n = args.images
     b = Bench(manifest, BENCH / "work")
@@ -370,6 +378,7 @@ def main() -> int:
     rate1 = n / statistics.median(b.loop_s)
     limit_rate = 2 * rate1
     par = n / statistics.median(walls["parallel"]) if "parallel" in walls else None
+    pax = statistics.median(walls["paexec"]) if "paexec" in walls else None
     rows = []
     for name in names:
         if name == "limit":
@@ -380,6 +389,7 @@ def main() -> int:
                      "rows_per_s": round(rate, 2),
                      "pct_of_limit": round(100 * rate / limit_rate, 1),
                      "x_parallel": round(rate / par, 2) if par else None,
+                     "x_paexec_time": round(med / pax, 3) if pax else None,
                      "walls": [round(w, 2) for w in walls[name]],
                      "discarded": discarded[name],
                      "runs": reports.get(name)})
@@ -387,11 +397,12 @@ def main() -> int:
     head = (f"{n} JPEGs of 2-4 MP, {args.rounds} interleaved round(s); kernel in one in-process "
             f"loop: {rate1:.2f} images/s on one core (median of {len(b.loop_s)}), physical limit "
             f"2 x {rate1:.2f} = {limit_rate:.2f} images/s")
-    md = [head, "", "| contender | median wall (s) | rows/s | % of limit | x GNU parallel |",
-          "|---|---:|---:|---:|---:|"]
+    md = [head, "", "| contender | median wall (s) | rows/s | % of limit | x GNU parallel "
+          "(speed) | x paexec (time) |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         md.append(f"| {r['contender']} | {r['median_wall_s']:.2f} | {r['rows_per_s']:.2f} | "
-                  f"{r['pct_of_limit']:.1f} | {r['x_parallel'] if r['x_parallel'] else '-'} |")
+                  f"{r['pct_of_limit']:.1f} | {r['x_parallel'] if r['x_parallel'] else '-'} | "
+                  f"{r['x_paexec_time'] if r['x_paexec_time'] else '-'} |")
     noisy = {k: v for k, v in discarded.items() if v}
     md.append("")
     md.append("Passes discarded because other processes used > "
