@@ -16,9 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from condorkit.cli.common import err
-from condorkit.cli.dag import add_dag_commands
 from condorkit.cli.local import add_local_commands
-from condorkit.cli.pool import add_pool_commands
 from condorkit.errors import CondorkitError, OutputError
 from condorkit.version import __version__
 
@@ -27,7 +25,13 @@ from condorkit.version import __version__
 Command = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: the commands :func:`~condorkit.cli.local.add_local_commands` adds (a test checks the list)
+LOCAL_COMMANDS = frozenset({"mksubmit", "dry-run", "run", "aggregate", "demo", "bundle"})
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; for one of the ``LOCAL_COMMANDS`` only the local group (the pool and
+    graph groups are neither imported nor built: ``condorkit run`` starts its workers sooner)."""
     p = argparse.ArgumentParser(prog="condorkit", description=(
         "Run one program over every row of a manifest: on all local cores (condorkit run) or on "
         "an HTCondor pool (condorkit mksubmit / submit)."))
@@ -39,8 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     add_local_commands(sub, common)
-    add_pool_commands(sub, common)
-    add_dag_commands(sub, common)
+    if command not in LOCAL_COMMANDS:
+        from condorkit.cli.dag import add_dag_commands
+        from condorkit.cli.pool import add_pool_commands
+
+        add_pool_commands(sub, common)
+        add_dag_commands(sub, common)
     return p
 
 
@@ -50,7 +58,8 @@ WRITES_STATE = frozenset({"mksubmit", "dry-run", "run", "submit", "resubmit", "d
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The CLI boundary: parse, dispatch, map errors to exit codes."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         if args.command in WRITES_STATE and not getattr(args, "status", False):

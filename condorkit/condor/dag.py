@@ -29,7 +29,6 @@ import shutil
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -59,6 +58,7 @@ from condorkit.model.graph import (
 )
 from condorkit.model.job import Job
 from condorkit.model.layout import AGGREGATOR, STATE_DIR, chunk_label
+from condorkit.model.packaged import package_dir
 from condorkit.version import __version__
 from condorkit.wrappers import ckjob
 
@@ -188,10 +188,10 @@ _AGG_PACKAGES = (("condorkit", "condorkit/", ("__init__.py", "errors.py", "versi
 def _package_members() -> list[tuple[str, bytes]]:
     members: list[tuple[str, bytes]] = [("__main__.py", _AGG_MAIN.encode())]
     for pkg, prefix, names in _AGG_PACKAGES:
-        for item in resources.files(pkg).iterdir():
+        for item in package_dir(pkg).iterdir():
             if item.is_file() and item.name in names:
                 members.append((prefix + item.name, item.read_bytes()))
-    for item in resources.files("condorkit.report").joinpath("html").iterdir():
+    for item in (package_dir("condorkit.report") / "html").iterdir():
         if item.is_file() and item.name.endswith((".html", ".js", ".css")):
             members.append(("condorkit/report/html/" + item.name, item.read_bytes()))
     return sorted(members)

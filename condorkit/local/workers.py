@@ -25,7 +25,6 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,9 +32,10 @@ from condorkit.errors import CondorkitError
 from condorkit.model.config import JobConfig
 from condorkit.model.interpreter import ENV_VAR, job_env
 from condorkit.model.layout import worker_log
+from condorkit.model.packaged import packaged
 from condorkit.model.scratch import worker_env
 
-WORKER = Path(str(resources.files("condorkit.wrappers").joinpath("ckworker.py")))
+WORKER = packaged("condorkit.wrappers", "ckworker.py")
 START_TIMEOUT_S = 120.0  # preloading heavy imports on a busy machine
 
 

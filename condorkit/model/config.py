@@ -12,13 +12,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from condorkit.errors import ConfigError
 from condorkit.model.layout import PROJECT_FILE
 from condorkit.model.manifest import Columns
+from condorkit.model.packaged import package_dir
 
 ENV_PREFIX = "CONDORKIT_"
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|K|M|G|T)?$", re.IGNORECASE)
@@ -254,7 +254,7 @@ def example_preset(job_dir: Path, project: Mapping[str, Any]) -> tuple[str, dict
     """(source, options) of the packaged example whose program the folder holds (e.g. the OSG
     tutorial's ``luminance.py``) when the project file names no other program: that example's
     ``program``, ``columns`` and chart settings, so such a folder works as it is. Else ("", {})."""
-    examples = resources.files("condorkit.examples")
+    examples = package_dir("condorkit.examples")
     for folder in sorted(examples.iterdir(), key=lambda f: f.name):
         toml = folder.joinpath(PROJECT_FILE)
         if not toml.is_file():

@@ -14,7 +14,6 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from condorkit.errors import ConfigError, OutputError
@@ -32,6 +31,7 @@ from condorkit.model.layout import (
     rows_staging,
 )
 from condorkit.model.manifest import ManifestInfo, Tally
+from condorkit.model.packaged import packaged
 from condorkit.model.results import valid_result
 from condorkit.model.rowsfile import ChunkRows, RowsStaging, iter_chunk_rows
 from condorkit.wrappers import ckjob
@@ -171,7 +171,7 @@ def _bundle_path(job_dir: Path, config: JobConfig, must_exist: bool) -> Path | N
 
 
 def _install_resource(name: str, dest: Path) -> Path:
-    data = resources.files("condorkit.wrappers").joinpath(name).read_bytes()
+    data = packaged("condorkit.wrappers", name).read_bytes()
     if not dest.is_file() or dest.read_bytes() != data:
         ckjob.atomic_write_bytes(str(dest), data)
     os.chmod(dest, 0o755)
