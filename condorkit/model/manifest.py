@@ -20,7 +20,6 @@ Decisions for edge cases (see README "Failure modes"):
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -321,6 +320,8 @@ class Tally:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.rows = 0
+        import hashlib  # here: loading OpenSSL (~3 ms) waits until a manifest is read
+
         self._h = hashlib.sha256()
 
     def add(self, r: Row) -> Row:

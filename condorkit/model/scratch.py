@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -175,5 +174,5 @@ def execute(spec: ScratchSpec, root: Path, env: Mapping[str, str], cpus: int = 1
         code = 124
     duration = time.perf_counter() - t0
     missing = tuple(o for o in spec.outputs if not (scratch / o).is_file())
-    return Attempt(spec.label, socket.gethostname(), t_wall, duration,
+    return Attempt(spec.label, os.uname().nodename, t_wall, duration,
                    code, scratch, missing, stderr_tail(scratch))
