@@ -29,7 +29,6 @@ Must run on Python >= 3.6 (whatever a worker has).
 """
 
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -39,9 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 ROWS_FORMAT = "condorkit-rows/1"
 RESULTS_FORMAT = "condorkit-results/1"
@@ -396,63 +393,79 @@ class _GuardedConnection(object):
         return sock
 
 
-class _Response(http.client.HTTPResponse):
-    """Skips every interim response (``102 Processing``, ``103 Early Hints``, not only
-    ``100 Continue`` as http.client does) instead of taking it for the final one; the row's
-    deadline bounds a server that sends them for ever."""
-
-    def _read_status(self):
-        while True:
-            version, status, reason = http.client.HTTPResponse._read_status(self)
-            if not (100 < status < 200) or status == 101:
-                return version, status, reason
-            while True:  # the interim response's header lines, up to the blank line
-                line = self.fp.readline(65537)
-                if len(line) > 65536:
-                    raise http.client.LineTooLong("header line")
-                if line in (b"\r\n", b"\n", b""):
-                    break
+_HTTP = []  # [(opener, http.client, urllib.error, urllib.request)] once built
+_HTTP_LOCK = threading.Lock()
 
 
-class _HTTPConnection(_GuardedConnection, http.client.HTTPConnection):
-    response_class = _Response
+def _http():
+    """``(opener, http.client, urllib.error, urllib.request)`` for http(s) fetches, built at the
+    first one. Importing http.client and urllib.request (with email, ssl, ...) costs about 30 ms
+    of CPU, which every job (and condorkit itself, which imports this file for its formats)
+    would otherwise pay without fetching anything over HTTP."""
+    with _HTTP_LOCK:
+        if not _HTTP:
+            _HTTP.append(_build_http())
+        return _HTTP[0]
 
 
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req):
-        return self.do_open(_HTTPConnection, req)
+def _build_http():
+    import http.client
+    import urllib.error
+    import urllib.request
 
+    class _Response(http.client.HTTPResponse):
+        """Skips every interim response (``102 Processing``, ``103 Early Hints``, not only
+        ``100 Continue`` as http.client does) instead of taking it for the final one; the
+        row's deadline bounds a server that sends them for ever."""
 
-_HANDLERS = [_HTTPHandler]
-if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
-    class _HTTPSConnection(_GuardedConnection, http.client.HTTPSConnection):
+        def _read_status(self):
+            while True:
+                version, status, reason = http.client.HTTPResponse._read_status(self)
+                if not (100 < status < 200) or status == 101:
+                    return version, status, reason
+                while True:  # the interim response's header lines, up to the blank line
+                    line = self.fp.readline(65537)
+                    if len(line) > 65536:
+                        raise http.client.LineTooLong("header line")
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+
+    class _HTTPConnection(_GuardedConnection, http.client.HTTPConnection):
         response_class = _Response
 
-    class _HTTPSHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req):
-            return self.do_open(_HTTPSConnection, req, context=self._context)
+    class _HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(_HTTPConnection, req)
 
-    _HANDLERS.append(_HTTPSHandler)
+    handlers = [_HTTPHandler]
+    if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
+        class _HTTPSConnection(_GuardedConnection, http.client.HTTPSConnection):
+            response_class = _Response
 
+        class _HTTPSHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(_HTTPSConnection, req, context=self._context)
 
-class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only to http and https (urllib alone also follows ``ftp://``)."""
+        handlers.append(_HTTPSHandler)
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise FetchError("HTTP %d redirect to a %s URL (%s); only http and https are "
-                             "followed" % (code, scheme or "relative", _short(newurl)))
-        return urllib.request.HTTPRedirectHandler.redirect_request(
-            self, req, fp, code, msg, headers, newurl)
+    class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+        """Follow redirects only to http and https (urllib alone also follows ``ftp://``)."""
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise FetchError("HTTP %d redirect to a %s URL (%s); only http and https are "
+                                 "followed" % (code, scheme or "relative", _short(newurl)))
+            return urllib.request.HTTPRedirectHandler.redirect_request(
+                self, req, fp, code, msg, headers, newurl)
+
+    opener = urllib.request.build_opener(*(handlers + [_RedirectHandler]))
+    return opener, http.client, urllib.error, urllib.request
 
 
 def _short(text, limit=200):
     text = str(text)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-_OPENER = urllib.request.build_opener(*(_HANDLERS + [_RedirectHandler]))
 
 
 def _http_get(url, budget, index, timeout, max_bytes, agent):
@@ -461,11 +474,12 @@ def _http_get(url, budget, index, timeout, max_bytes, agent):
     Nothing of a failed attempt's body stays referenced: the parts are dropped before any
     exception leaves this function (an exception's traceback keeps this frame alive).
     """
-    req = urllib.request.Request(url, headers={"User-Agent": agent})
+    opener, _, urlerror, request = _http()
+    req = request.Request(url, headers={"User-Agent": agent})
     held = 0
     parts = []
     try:
-        with _OPENER.open(req, timeout=timeout) as resp:
+        with opener.open(req, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise FetchError("body of %s bytes is larger than the %d-byte limit"
@@ -487,7 +501,7 @@ def _http_get(url, budget, index, timeout, max_bytes, agent):
                 n = len(body)
                 body = b""
                 raise OSError("connection closed after %d of %s bytes" % (n, length))
-    except urllib.error.HTTPError as exc:
+    except urlerror.HTTPError as exc:
         del parts[:]
         budget.release(held)
         code, reason = exc.code, exc.reason
@@ -566,6 +580,7 @@ def fetch(url, *, timeout, retries, max_bytes, budget=None, index=0, agent="cond
         raise FetchError(reason)
     if scheme not in ("http", "https"):
         raise FetchError("unsupported URL scheme %r" % scheme)
+    client = _http()[1]
     watch = _Watch(deadline) if deadline is not None else None
     delay = 0.5
     reason = None
@@ -584,7 +599,7 @@ def fetch(url, *, timeout, retries, max_bytes, budget=None, index=0, agent="cond
                     return data
             except FetchError as exc:
                 reason = "!" + str(exc)  # permanent
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+            except (OSError, client.HTTPException, ValueError) as exc:
                 reason = str(getattr(exc, "reason", None) or exc)
             finally:
                 _local.watch = None

@@ -48,9 +48,10 @@ def die_with_parent(parent):
     return True
 
 
-def program_imports(path):
-    """Module names the program imports anywhere (top level or in a function), in file order;
-    a name starting with ``+`` may be a submodule (``from PACKAGE import NAME``).
+def program_imports(path, top_level=False):
+    """Module names the program imports anywhere (top level or in a function; with
+    ``top_level``, not in functions), in file order; a name starting with ``+`` may be a
+    submodule (``from PACKAGE import NAME``).
 
     Importing in the worker what a piece would import anyway moves that cost out of every piece;
     a module that fails to import here is left for the piece to fail on (or not use)."""
@@ -60,7 +61,8 @@ def program_imports(path):
     except (OSError, SyntaxError, ValueError):
         return []
     found = []
-    for node in ast.walk(tree):
+    nodes = ast.walk(tree) if not top_level else _outside_functions(tree)
+    for node in nodes:
         if isinstance(node, ast.Import):
             found.extend((node.lineno, 0, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -76,12 +78,23 @@ def program_imports(path):
     return names
 
 
+def _outside_functions(tree):
+    """The nodes of ``tree`` that are not inside a function (a function's imports are lazy)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(n for n in ast.iter_child_nodes(node)
+                    if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+
 def preload(program):
-    """Import what the program imports, and what the scratch folder's ckjob.py imports (the
-    module itself is the piece's own copy), once for all pieces."""
+    """Import what the program imports, and what the scratch folder's ckjob.py imports at its
+    top level (the module itself is the piece's own copy; what it imports lazily, for HTTP,
+    a piece imports when it fetches), once for all pieces."""
     done = []
     ck = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ckjob.py")
-    for name in program_imports(program) + program_imports(ck):
+    for name in program_imports(program) + program_imports(ck, top_level=True):
         guess = name.startswith("+")
         name = name.lstrip("+")
         if name == "ckjob" or name.startswith("ckjob.") or name in sys.modules:

@@ -134,6 +134,17 @@ def test_local_inputs_must_be_regular_files(tmp_path: Path, kind: str) -> None:
     assert why.startswith(("no such file", "not a regular file")), why
 
 
+def test_importing_ckjob_loads_no_http_machinery() -> None:
+    """condorkit and every job import ckjob for its formats; HTTP (http.client, urllib.request,
+    email, ssl: ~30 ms) is loaded by the first http(s) fetch only."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ckjob\n"
+            "print(sorted(m for m in ('http.client', 'urllib.request', 'email', 'ssl') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(CKJOB.parent)], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]", out
+
+
 def test_a_local_file_is_read_without_a_buffer_of_the_limits_size(tmp_path: Path) -> None:
     """Reading a small file under a 64 MiB limit allocates about the file, not the limit (each
     64 MiB buffer cost ~0.3 ms per row, 2.5 % of the photodemo's time)."""

@@ -79,6 +79,7 @@ def test_pieces_run_as_main_in_their_scratch_folder_with_preloaded_imports(tmp_p
                 d / "_condor_stderr").read_text()
         assert len(pids) == 3 and w.started == 1  # a fresh child each time, one worker
         assert "email.mime.text" in w.preloaded
+        assert "http.client" not in w.preloaded  # ckjob imports it only to fetch over HTTP
     finally:
         w.close()
 
