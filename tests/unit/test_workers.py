@@ -154,22 +154,27 @@ def test_a_piece_runs_its_own_files_not_the_workers_compiled_copies(tmp_path: Pa
     program, another ckjob.py) runs its own bytes."""
     from condorkit.wrappers import ckjob
 
-    prog = ("import ckjob, sys\nopen(sys.argv[2], 'w').write('%s %%s %%s' %% "
-            "(getattr(ckjob, 'MARK', 'real'), __file__))\n")
+    prog = ("import ckjob, os, sys\nopen(sys.argv[2], 'w').write('%s %%s %%s %%s %%s' %% "
+            "(getattr(ckjob, 'MARK', 'real'), __file__, ckjob.read_rows.__code__.co_filename, "
+            "os.path.relpath(ckjob.__file__)))\n")
     real = Path(ckjob.__file__).read_text()
     (tmp_path / "prog.py").write_text(prog % "v1")
     w = Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
     try:
-        for name, version, ck, expect in (("same", "v1", real, "real"),
-                                          ("edited", "v2", real + "\nMARK = 'b'\n", "b"),
-                                          ("again", "v1", real, "real")):
+        for name, version, ck, expect, ck_name in (
+                ("same", "v1", real, "real", "ckjob.py"),
+                ("edited", "v2", real + "\nMARK = 'b'\n", "b",
+                 str(tmp_path / "edited" / "ckjob.py")),
+                ("again", "v1", real, "real", "ckjob.py")):
             d = tmp_path / name
             d.mkdir()
             (d / "prog.py").write_text(prog % version)
             (d / "ckjob.py").write_text(ck)
             (d / "rows.txt").write_text("x\n")
             assert w.run(d, [["prog.py", "rows.txt", "out"]], dict(os.environ)).wait() == 0
-            assert (d / "out").read_text() == f"{version} {expect} ./prog.py"
+            # the scratch folder's copy, named as the wrapper names it (in tracebacks too),
+            # whether its code comes from the worker's cache or is compiled afresh
+            assert (d / "out").read_text() == f"{version} {expect} ./prog.py {ck_name} ckjob.py"
     finally:
         w.close()
 
