@@ -48,10 +48,9 @@ def die_with_parent(parent):
     return True
 
 
-def program_imports(path, top_level=False):
-    """Module names the program imports anywhere (top level or in a function; with
-    ``top_level``, not in functions), in file order; a name starting with ``+`` may be a
-    submodule (``from PACKAGE import NAME``).
+def program_imports(path):
+    """Module names the program imports anywhere (top level or in a function), in file order;
+    a name starting with ``+`` may be a submodule (``from PACKAGE import NAME``).
 
     Importing in the worker what a piece would import anyway moves that cost out of every piece;
     a module that fails to import here is left for the piece to fail on (or not use)."""
@@ -61,8 +60,7 @@ def program_imports(path, top_level=False):
     except (OSError, SyntaxError, ValueError):
         return []
     found = []
-    nodes = ast.walk(tree) if not top_level else _outside_functions(tree)
-    for node in nodes:
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, 0, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -78,22 +76,13 @@ def program_imports(path, top_level=False):
     return names
 
 
-def _outside_functions(tree):
-    """The nodes of ``tree`` that are not inside a function (a function's imports are lazy)."""
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        yield node
-        todo.extend(n for n in ast.iter_child_nodes(node)
-                    if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
-
-
 def preload(program):
     """Import what the program imports, and what ckjob.py imports at its top level (the module
     itself is the piece's own copy; what it imports lazily, for HTTP, a piece imports when it
     fetches), once for all pieces."""
+    load_ckjob()
     done = []
-    for name in program_imports(program) + _ckjob_imports():
+    for name in program_imports(program):
         guess = name.startswith("+")
         name = name.lstrip("+")
         if name == "ckjob" or name.startswith("ckjob.") or name in sys.modules:
@@ -119,11 +108,11 @@ CODE = {}
 CKJOB = "ckjob.py"
 
 
-def _ckjob_imports():
+def load_ckjob():
     """Load ckjob's top-level imports by importing the worker's own ckjob.py (from its cached
     bytecode: parsing the source for its imports and compiling it took ~11 ms per worker), and
     remember its code for the pieces; the module itself is dropped again (each piece gets the
-    scratch folder's copy). [] when it cannot be imported: the pieces do the work."""
+    scratch folder's copy). When it cannot be imported, the pieces do the work."""
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(here, CKJOB)
     saved = sys.modules.pop("ckjob", None)
@@ -142,7 +131,6 @@ def _ckjob_imports():
         sys.modules.pop("ckjob", None)
         if saved is not None:
             sys.modules["ckjob"] = saved
-    return []
 
 
 def _renamed(code, filename):
