@@ -2,22 +2,32 @@
 
 Started once per core by the local backend (``python ckworker.py PROGRAM``), it imports the
 modules the program imports (at its top level or inside functions: numpy, Pillow, OpenCV, ...
-are loaded once per worker, not once per piece), then runs pieces on request. For each piece it
-forks; the child enters the piece's scratch folder (prepared exactly as for the wrapper), takes
-the piece's environment, sends its stdout and stderr to ``_condor_stdout`` and
-``_condor_stderr`` there, applies the wrapper's checks and exit codes (90: bad arguments, 95:
-program missing, 96: no output) and runs the program as ``__main__`` with ``sys.argv =
-[PROGRAM, ROWS, OUT]``. A program that crashes or is killed takes only its child down; the
-worker reports the exit status (negative: the signal).
+are loaded once per worker, not once per piece), then runs pieces on request in a forked
+*runner*: it enters the piece's scratch folder (prepared exactly as for the wrapper), takes the
+piece's environment, sends its stdout and stderr to ``_condor_stdout`` and ``_condor_stderr``
+there, applies the wrapper's checks and exit codes (90: bad arguments, 95: program missing, 96:
+no output) and runs the program as ``__main__`` with ``sys.argv = [PROGRAM, ROWS, OUT]``. A
+program that crashes or is killed takes only its runner down; the worker reports the exit status
+(negative: the signal).
+
+A runner takes the next piece too when the last one succeeded and left nothing behind (no
+thread, child process, open file, signal handler or timer; see :class:`State`): what the pieces
+warmed up (memory already mapped, libraries initialised) is not paid again, which in a fresh
+fork costs thousands of page faults per piece. Each piece still starts from its own folder,
+environment, ``sys.argv``, ``sys.path``, streams and a fresh ``__main__``; modules it imported
+from its scratch folder are dropped. A failed piece, anything left behind, RUNNER_PIECES pieces
+or RUNNER_GROWTH bytes of growth retire the runner, and the next piece gets a fresh fork.
 
 Protocol, one JSON object per line, on the worker's stdin and stdout (which are moved away from
 file descriptors 0 and 1, so nothing the program or an import prints can corrupt them):
 ``{"ready": ..., "python": ..., "preloaded": [...]}`` once, then per request
 ``{"scratch": DIR, "runs": [[PROGRAM, ROWS, OUT], ...], "env": {...}, "status": NAME}`` ->
-``{"pid": N}`` and later ``{"exit": CODE}``. Usually ``runs`` holds one run; a *batch* (several
-small whole chunks, one after the other in the same child) has several and a ``status`` file
-that records each run's exit code. The worker and its children die with the coordinator
-(``PR_SET_PDEATHSIG``, and end of input). Standard library only, Python 3.6 syntax.
+``{"pid": N}`` (the runner: its process group) and later ``{"exit": CODE, "kept": BOOL}``
+(kept: the runner lives on, clean, for the next piece; do not kill its group). Usually ``runs``
+holds one run; a *batch* (several small whole chunks, one after the other in the same runner)
+has several and a ``status`` file that records each run's exit code. The worker and its runner
+die with the coordinator (``PR_SET_PDEATHSIG``, and end of input). Standard library only,
+Python 3.6 syntax.
 """
 
 import ast
@@ -26,6 +36,7 @@ import gc
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -33,6 +44,10 @@ import traceback
 import types
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+RUNNER_PIECES = 200  # pieces one runner takes at most before a fresh fork replaces it
+RUNNER_GROWTH = 256 << 20  # bytes a runner may grow by after its first piece, then replaced
+DEATH_POLL_S = 0.05  # how often a worker looks for a runner that died without a word
 
 
 def die_with_parent(parent):
@@ -261,43 +276,167 @@ def run_once(argv, scratch, env):
     return code
 
 
-def child(req, proto_fds, parent):
-    """In the forked child: become the piece's program, once per run. Never returns.
+def run_piece(req):
+    """One request in the runner: the piece's folder, environment, stdout/stderr files and runs;
+    the first non-zero run's exit code (0 when all succeeded).
 
     A batch (several runs) appends ``OUT CODE`` to the file ``req["status"]`` after each run,
-    so the coordinator knows which runs ended and how, even when a later run kills the process;
-    the child's exit status is the first non-zero run's code (0 when all succeeded)."""
+    so the coordinator knows which runs ended and how, even when a later run kills the
+    process."""
+    scratch = req["scratch"]
+    os.chdir(scratch)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    out_fd = os.open("_condor_stdout", flags, 0o644)
+    err_fd = os.open("_condor_stderr", flags, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    for fd in (null, out_fd, err_fd):
+        os.close(fd)
+    status = None
+    if req.get("status"):
+        status = os.open(os.path.join(scratch, req["status"]),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        sys.modules.pop("ckjob", None)  # each piece imports its own folder's copy
+        import_ckjob(scratch)
+        first = 0
+        for argv in req["runs"]:
+            one = run_once(argv, scratch, req["env"])
+            first = first or one
+            if status is not None:
+                out = argv[2] if len(argv) == 3 else "?"
+                os.write(status, ("%s %d\n" % (out, one)).encode("utf-8", "replace"))
+        return first
+    finally:
+        if status is not None:
+            os.close(status)
+
+
+class State(object):
+    """What a runner restores after each piece (``sys.path``, ``sys.argv``, the streams and
+    file descriptors 0-2, the umask, the folder; modules imported from the scratch folder are
+    dropped), and what a piece must leave as it found it for the runner to take the next one
+    (:meth:`clean`)."""
+
+    def __init__(self):
+        self.log = os.dup(2)  # the worker's log: where fds 1 and 2 point between pieces
+        self.path = list(sys.path)
+        self.argv = list(sys.argv)
+        self.streams = (sys.stdin, sys.stdout, sys.stderr)
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
+        self.modules = set(sys.modules)
+        self.handlers = handlers()
+        self.fds = count_fds()
+        self.rss = None
+
+    def restore(self, scratch):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        sys.stdin, sys.stdout, sys.stderr = self.streams
+        sys.path[:] = self.path
+        sys.argv[:] = self.argv
+        os.umask(self.umask)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.dup2(self.log, 1)
+        os.dup2(self.log, 2)
+        os.chdir("/")
+        # modules a piece imported from its scratch folder belong to that piece
+        prefix = os.path.join(os.path.abspath(scratch), "")
+        for name in [n for n in sys.modules if n not in self.modules]:
+            f = getattr(sys.modules.get(name), "__file__", None)
+            if isinstance(f, str) and os.path.abspath(f).startswith(prefix):
+                del sys.modules[name]
+        sys.path_importer_cache.pop(scratch, None)
+        gc.collect()  # the piece's __main__ and what it held (its buffers go back to malloc)
+
+    def clean(self):
+        """True when the piece left no thread, child process, open file, signal handler or
+        timer behind and the runner has not grown by more than RUNNER_GROWTH."""
+        try:
+            if len(os.listdir("/proc/self/task")) != 1:
+                return False
+        except OSError:
+            if "threading" in sys.modules and sys.modules["threading"].active_count() > 1:
+                return False
+        while True:  # children (and orphaned descendants: the runner is a subreaper)
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                return False
+        if signal.getitimer(signal.ITIMER_REAL)[0] or handlers() != self.handlers:
+            return False
+        if count_fds() > self.fds:
+            return False
+        rss = resident()
+        if self.rss is None:
+            self.rss = rss  # after the first piece: the runner's working size
+        return rss - self.rss <= RUNNER_GROWTH
+
+
+def handlers():
+    found = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+                 "SIGCHLD", "SIGPIPE", "SIGXCPU", "SIGXFSZ"):
+        if hasattr(signal, name):
+            found[name] = signal.getsignal(getattr(signal, name))
+    return found
+
+
+def count_fds():
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def resident():
+    """Bytes of this process in memory (0 when /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def runner(requests, done, proto_fds, parent):
+    """In the forked child: run pieces, one request line at a time, as long as each succeeds
+    and leaves the process clean (:meth:`State.clean`) and for at most RUNNER_PIECES; then
+    exit. Never returns.
+
+    A runner that goes on keeps what pieces warmed up (allocated memory, lazily loaded
+    modules and libraries) but gives every piece the same start: its own folder, environment,
+    ``sys.argv``, ``sys.path``, streams and a fresh ``__main__``; a piece's failure, or
+    anything it leaves behind, retires the runner, and the next piece gets a fresh fork."""
     code = 1
     try:
         os.setpgid(0, 0)
         die_with_parent(parent)
         for fd in proto_fds:
             os.close(fd)
-        scratch = req["scratch"]
-        os.chdir(scratch)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        out_fd = os.open("_condor_stdout", flags, 0o644)
-        err_fd = os.open("_condor_stderr", flags, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        for fd in (null, out_fd, err_fd):
-            os.close(fd)
-        runs = req["runs"]
-        status = None
-        if req.get("status"):
-            status = os.open(os.path.join(scratch, req["status"]),
-                             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        import_ckjob(scratch)
-        first = 0
-        for argv in runs:
-            one = run_once(argv, scratch, req["env"])
-            first = first or one
-            if status is not None:
-                out = argv[2] if len(argv) == 3 else "?"
-                os.write(status, ("%s %d\n" % (out, one)).encode("utf-8", "replace"))
-        code = first
+        try:  # descendants a piece orphans come back to the runner, so clean() sees them
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        state = State()
+        reader = os.fdopen(requests, "r", 1)
+        for n, line in enumerate(reader, 1):
+            req = json.loads(line)
+            code = run_piece(req)
+            state.restore(req["scratch"])
+            keep = code == 0 and n < RUNNER_PIECES and state.clean()
+            os.write(done, ("%d %d\n" % (code, keep)).encode())
+            if not keep:
+                break
     except BaseException:
         try:
             traceback.print_exc()
@@ -326,6 +465,80 @@ def after_signal(req, code):
         pass
 
 
+class Runner(object):
+    """The worker's side of a runner (:func:`runner`): forked in its own process group, fed
+    one request line at a time, answering ``CODE KEEP`` per piece."""
+
+    def __init__(self, proto_fds):
+        req_r, self.req_w = os.pipe()
+        ans_r, ans_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.req_w)
+            os.close(ans_r)
+            runner(req_r, ans_w, proto_fds, parent=os.getppid())
+        os.close(req_r)
+        os.close(ans_w)
+        self.answers = os.fdopen(ans_r, "rb", 0)
+        self.status = None  # its wait status, once reaped
+        try:
+            os.setpgid(self.pid, self.pid)  # also here: the coordinator may kill the group
+        except OSError:
+            pass
+
+    def send(self, line):
+        """Hand a request line over; False when the runner is gone (it took nothing)."""
+        if self.reap(block=False):
+            return False
+        data = line.encode("utf-8")
+        try:
+            while data:
+                data = data[os.write(self.req_w, data):]
+        except OSError:  # EPIPE: it died meanwhile
+            return False
+        return True
+
+    def wait(self, req):
+        """The piece's ``(exit code, kept)``; a runner that dies first gives its status
+        (negative: the signal) and is not kept."""
+        line = b""
+        while self.status is None:
+            ready, _, _ = select.select([self.answers], [], [], DEATH_POLL_S)
+            chunk = self.answers.read(64) if ready else None
+            if chunk:
+                line += chunk
+                if line.endswith(b"\n"):
+                    code, keep = line.split()
+                    return int(code), keep == b"1"
+            else:
+                self.reap(block=chunk == b"")  # end of the answers: it is ending
+        status = self.status
+        if os.WIFSIGNALED(status):
+            code = -os.WTERMSIG(status)
+            after_signal(req, code)
+            return code, False
+        return os.WEXITSTATUS(status), False
+
+    def reap(self, block):
+        """True once the runner has ended (and was reaped)."""
+        if self.status is None:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                pid, status = self.pid, 0
+            if pid == self.pid:
+                self.status = status
+        return self.status is not None
+
+    def end(self):
+        """Close the worker's ends (a live runner exits at the end of its requests); reap."""
+        if self.req_w >= 0:
+            self.answers.close()
+            os.close(self.req_w)
+            self.req_w = -1
+        self.reap(block=True)
+
+
 def main(argv):
     if len(argv) != 2:
         sys.stderr.write("usage: ckworker.py PROGRAM\n")
@@ -351,30 +564,23 @@ def main(argv):
         gc.freeze()            # so they do not copy the pages those live on (copy-on-write)
     say({"ready": True, "pid": os.getpid(), "preloaded": preloaded,
          "python": "%d.%d.%d" % tuple(sys.version_info[:3])})
+    run = None  # the live runner
     for line in reader:
         req = json.loads(line)
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            child(req, (rfd, wfd), parent=os.getppid())
-        try:
-            os.setpgid(pid, pid)  # also here: the coordinator may kill the group at once
-        except OSError:
-            pass
-        say({"pid": pid})
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        if os.WIFSIGNALED(status):
-            code = -os.WTERMSIG(status)
-            after_signal(req, code)
-        else:
-            code = os.WEXITSTATUS(status)
-        say({"exit": code})
+        if run is not None and not run.send(line):
+            run.end()
+            run = None
+        if run is None:
+            run = Runner((rfd, wfd))
+            run.send(line)  # a runner that dies at once is seen by wait()
+        say({"pid": run.pid})
+        code, kept = run.wait(req)
+        if not kept:
+            run.end()
+            run = None
+        say({"exit": code, "kept": kept})
     try:  # end of input: leave at once (no interpreter teardown of numpy & co.)
         writer.flush()
         sys.stderr.flush()

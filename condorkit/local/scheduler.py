@@ -340,7 +340,8 @@ class Scheduler:
         self.pool_busy.discard(copy.worker)
         if refill and not self.stop:
             self.fill(time.monotonic(), speculate=False)  # a copy of this piece: no
-        killpg(copy.proc.pid, signal.SIGKILL)  # strays the program left behind
+        if not getattr(copy.proc, "kept", False):  # a kept runner left nothing behind
+            killpg(copy.proc.pid, signal.SIGKILL)  # strays the program left behind
         duration = t_end - copy.t0
         piece, key = copy.piece, (copy.piece.start, copy.piece.count)
         err_path = copy.scratch / STDERR

@@ -1,13 +1,15 @@
-"""Persistent local workers: one long-lived Python per core that runs pieces in forked children.
+"""Persistent local workers: one long-lived Python per core that runs pieces in a forked runner.
 
 Owns starting, feeding and stopping the workers of ``wrappers/ckworker.py``. A worker pays the
 interpreter start and the program's top-level imports once; each piece still gets its own
 scratch folder (prepared by the scheduler exactly as for the wrapper), its own environment and
 process group, ``_condor_stdout``/``_condor_stderr``, and the wrapper's exit codes. Only a
-``.py`` program without a bundle runs this way; anything else goes through the wrapper. A
-*batch* runs several small whole chunks one after the other in the same child (each run the
-wrapper's contract with the chunk's own rows and results files), recording each run's exit code
-in the scratch folder's :data:`BATCH_STATUS` file.
+``.py`` program without a bundle runs this way; anything else goes through the wrapper. A runner
+takes the next piece too when the last succeeded and left nothing behind (ckworker.py says
+exactly what is checked and restored); then the piece reports ``kept`` and its process group is
+not killed. A *batch* runs several small whole chunks one after the other in the same runner
+(each run the wrapper's contract with the chunk's own rows and results files), recording each
+run's exit code in the scratch folder's :data:`BATCH_STATUS` file.
 
 :meth:`Worker.run` returns a :class:`PieceProcess`, which looks like the ``Popen`` the scheduler
 otherwise keeps (``pid`` = the piece's process group, ``wait()`` = its exit status, negative for a
@@ -63,17 +65,18 @@ class WorkerError(CondorkitError):
 
 @dataclass
 class PieceProcess:
-    """A piece running in a worker's forked child, as the scheduler sees it."""
+    """A piece running in a worker's runner, as the scheduler sees it."""
 
     pid: int
     worker: Worker
     returncode: int | None = None
+    kept: bool = False  # ended cleanly and its process lives on for the next piece: no kill
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait(self) -> int:
         with self._lock:
             if self.returncode is None:
-                self.returncode = self.worker.result()
+                self.returncode, self.kept = self.worker.result()
             return self.returncode
 
     def poll(self) -> int | None:
@@ -142,7 +145,7 @@ class Worker:
 
     def run(self, scratch: Path, runs: list[list[str]], env: dict[str, str]) -> PieceProcess:
         """Start one piece: each of ``runs`` (the wrapper's ``PROGRAM ROWS OUT``) in turn, in
-        one forked child; with several (a batch) each run's exit code goes to
+        the worker's runner; with several (a batch) each run's exit code goes to
         :data:`BATCH_STATUS` in the scratch folder (:func:`batch_codes`)."""
         if not (self.alive and self.ready):
             self._start()
@@ -163,14 +166,15 @@ class Worker:
                               f"see {self.log}")
         return PieceProcess(int(got["pid"]), self)
 
-    def result(self) -> int:
-        """Block until the running piece ends; its exit status."""
+    def result(self) -> tuple[int, bool]:
+        """Block until the running piece ends: its exit status, and whether its process (the
+        worker's runner) lives on, clean, for the next piece."""
         got = self._read()
         if "exit" in got:
-            return int(got["exit"])
+            return int(got["exit"]), got.get("kept") is True
         dead = got.get("dead")
         self.kill()
-        return dead if isinstance(dead, int) and dead != 0 else -9
+        return (dead if isinstance(dead, int) and dead != 0 else -9), False
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

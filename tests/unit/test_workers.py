@@ -1,7 +1,9 @@
-"""Persistent local workers: the wrapper's contract in a forked child, crashes, death, limits."""
+"""Persistent local workers: the wrapper's contract in a forked runner, runner reuse, crashes,
+death, limits."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -77,7 +79,9 @@ def test_pieces_run_as_main_in_their_scratch_folder_with_preloaded_imports(tmp_p
             assert out == f"out ['rows.txt', 'out.json'] {i} {d}\n"
             assert "persistent worker) program=prog.py rows=rows.txt" in (
                 d / "_condor_stderr").read_text()
-        assert len(pids) == 3 and w.started == 1  # a fresh child each time, one worker
+        # one runner took the three clean pieces (each with its own folder, environment and
+        # fresh __main__, checked above); one worker
+        assert len(pids) == 1 and w.started == 1
         assert "email.mime.text" in w.preloaded
         assert "http.client" not in w.preloaded  # ckjob imports it only to fetch over HTTP
     finally:
@@ -175,6 +179,91 @@ def test_a_piece_runs_its_own_files_not_the_workers_compiled_copies(tmp_path: Pa
             # the scratch folder's copy, named as the wrapper names it (in tracebacks too),
             # whether its code comes from the worker's cache or is compiled afresh
             assert (d / "out").read_text() == f"{version} {expect} ./prog.py {ck_name} ckjob.py"
+    finally:
+        w.close()
+
+
+LEAVES = {
+    "a thread": "import threading, time\nthreading.Thread(target=time.sleep, args=(30,), "
+                "daemon=True).start()\n",
+    "a child process": "import subprocess\nsubprocess.Popen(['sleep', '30'])\n",
+    "an open file": "import os\nos.open(sys.argv[1], os.O_RDONLY)\n",
+    "a signal handler": "import signal\nsignal.signal(signal.SIGUSR1, lambda *a: None)\n",
+    "a timer": "import signal\nsignal.setitimer(signal.ITIMER_REAL, 30)\n",
+}
+
+
+def run_prog(w: Worker, d: Path, prog: str) -> tuple[int, bool, str]:
+    d.mkdir(exist_ok=True)
+    (d / "prog.py").write_text(prog)
+    (d / "rows.txt").write_text("x\n")
+    p = w.run(d, [["prog.py", "rows.txt", "out"]], dict(os.environ))
+    code = p.wait()
+    return code, p.kept, (d / "out").read_text() if (d / "out").exists() else ""
+
+
+PID = "import os, sys\nopen(sys.argv[2], 'w').write(str(os.getpid()))\n"
+
+
+@pytest.mark.parametrize("what", sorted(LEAVES))
+def test_a_piece_that_leaves_something_behind_retires_its_runner(tmp_path: Path, what: str
+                                                                 ) -> None:
+    (tmp_path / "prog.py").write_text(PID)
+    w = Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
+    try:
+        code, kept, first = run_prog(w, tmp_path / "a", PID)
+        assert code == 0 and kept
+        code, kept, pid = run_prog(w, tmp_path / "b", "import sys\n" + LEAVES[what] + PID)
+        assert code == 0 and not kept and pid == first  # the runner that took it ends
+        with contextlib.suppress(ProcessLookupError):  # as the scheduler does: strays go too
+            os.killpg(int(pid), signal.SIGKILL)
+        code, kept, after = run_prog(w, tmp_path / "c", PID)
+        assert code == 0 and kept and after != first and w.started == 1  # a fresh fork
+    finally:
+        w.close()
+
+
+def test_a_kept_runner_gives_each_piece_a_fresh_start(tmp_path: Path) -> None:
+    """What a piece changes in the process (sys.path, sys.argv, streams, umask) or imports from
+    its scratch folder does not reach the next piece of the same runner."""
+    prog = ("import os, sys\nimport helper\n"
+            "seen = (helper.VALUE, len(sys.path), sys.argv, sys.stdout is sys.__stdout__, "
+            "os.umask(0o077), os.getpid())\nopen(sys.argv[2], 'w').write(repr(seen))\n"
+            "sys.path.append('/nowhere')\nsys.argv.append('extra')\n"
+            "sys.stdout = open(os.devnull, 'w')\n")
+    (tmp_path / "prog.py").write_text(prog)
+    w = Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
+    try:
+        seen = []
+        for name in ("one", "two"):
+            d = tmp_path / name
+            d.mkdir()
+            (d / "helper.py").write_text(f"VALUE = {name!r}\n")
+            code, kept, out = run_prog(w, d, prog)
+            assert code == 0 and kept, (d / "_condor_stderr").read_text()
+            seen.append(eval(out))
+        assert [s[0] for s in seen] == ["one", "two"]  # each folder's own helper module
+        assert seen[0][1:4] == seen[1][1:4] and seen[1][2] == ["./prog.py", "rows.txt", "out"]
+        assert seen[0][3] and seen[0][4] == seen[1][4]  # streams and umask as they were
+        assert seen[0][5] == seen[1][5]  # the same runner
+    finally:
+        w.close()
+
+
+def test_a_killed_idle_runner_is_replaced_for_the_next_piece(tmp_path: Path) -> None:
+    """A kill that reaches a runner between pieces (a late time limit, a superseded copy that
+    had just ended) costs nothing: the next piece gets a fresh fork."""
+    (tmp_path / "prog.py").write_text(PID)
+    w = Worker(sys.executable, tmp_path / "prog.py", dict(os.environ), tmp_path / "w.log")
+    try:
+        code, kept, first = run_prog(w, tmp_path / "a", PID)
+        assert code == 0 and kept
+        os.killpg(int(first), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(int(first)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        code, kept, after = run_prog(w, tmp_path / "b", PID)
+        assert code == 0 and kept and after != first and w.started == 1
     finally:
         w.close()
 
