@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import stat
 import sys
 import tempfile
@@ -158,6 +157,16 @@ def atomic_write_bytes(path, data):
         raise
 
 
+def hostname():
+    """This machine's name (``socket`` is imported only where it is needed: fetching)."""
+    try:
+        return os.uname().nodename
+    except AttributeError:  # no uname (Windows)
+        import socket
+
+        return socket.gethostname()
+
+
 def make_results(header, records, started, elapsed, program, extra=None):
     """Build a complete results document (with digest) for one chunk."""
     doc = {
@@ -166,7 +175,7 @@ def make_results(header, records, started, elapsed, program, extra=None):
         "count": header["count"],
         "key": header.get("key", ""),
         "program": program,
-        "host": socket.gethostname(),
+        "host": hostname(),
         "python": "%d.%d.%d" % sys.version_info[:3],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "elapsed_s": round(elapsed, 6),
@@ -363,6 +372,8 @@ class _Watch(object):
 
 
 def _shutdown(sock):
+    import socket
+
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
@@ -381,6 +392,8 @@ class _GuardedConnection(object):
         self._create_connection = self._guarded_connection
 
     def _guarded_connection(self, address, timeout=None, source_address=None):
+        import socket
+
         watch = getattr(_local, "watch", None)
         if watch is not None:
             left = watch.left()

@@ -38,7 +38,6 @@ import json
 import os
 import select
 import signal
-import socket
 import sys
 import traceback
 import types
@@ -248,7 +247,7 @@ def run_once(argv, scratch, env):
     else:
         sys.stderr.write("condorkit-wrapper: host=%s python=%d.%d.%d (%s, persistent "
                          "worker) program=%s rows=%s\n"
-                         % ((socket.gethostname(),) + tuple(sys.version_info[:3])
+                         % ((os.uname().nodename,) + tuple(sys.version_info[:3])
                             + (sys.executable, argv[0], argv[1])))
         sys.argv = ["./" + argv[0], argv[1], argv[2]]
         sys.path[0] = scratch

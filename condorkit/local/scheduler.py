@@ -16,7 +16,6 @@ import queue
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -145,7 +144,7 @@ class Scheduler:
         self.speculate_after, self.backoff, self.grace = speculate_after, backoff, grace
         self.env, self.on_progress = env, on_progress
         self.rng = random.Random(seed)
-        self.host = socket.gethostname()
+        self.host = os.uname().nodename
         self.root = scratch_root(job.dir)
         self.queues: list[list[Span]] = [[] for _ in range(workers if dispatch == "random" else 1)]
         self.pending_rows = 0
