@@ -14,6 +14,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from condorkit.cli.common import err
 from condorkit.cli.local import add_local_commands
@@ -95,5 +96,25 @@ def mksubmit_main(argv: Sequence[str] | None = None) -> int:
     return main(["mksubmit", *(sys.argv[1:] if argv is None else argv)])
 
 
+def _exit(code: int) -> NoReturn:
+    """End the process after a command: everything it loaded is moved out of the collector's
+    reach first (``gc.freeze``), so the interpreter's last collection does not walk it (that
+    took 10-20 ms after ``condorkit run``); finalisation otherwise runs as usual."""
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
+
+
+def entry() -> NoReturn:
+    """The ``condorkit`` command (and ``python -m condorkit``)."""
+    _exit(main())
+
+
+def mksubmit_entry() -> NoReturn:
+    """The ``mksubmit`` command."""
+    _exit(mksubmit_main())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
