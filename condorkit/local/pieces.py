@@ -93,9 +93,21 @@ def piece_key(start: int, count: int, chunk_keys: Sequence[str]) -> str:
 
 
 def overlapping(job: Job, start: int, count: int) -> tuple[int, ...]:
-    """Indices of the job's chunks that hold any of rows ``start .. start+count-1``."""
+    """Indices of the job's chunks that hold any of rows ``start .. start+count-1`` (the chunks
+    are in row order: a binary search, not a scan of every chunk for every piece)."""
     end = start + count - 1
-    return tuple(c.index for c in job.chunks if c.start <= end and c.end >= start)
+    chunks = job.chunks
+    i = max(0, bisect.bisect_right(chunks, start, key=_chunk_start) - 1)
+    found = []
+    while i < len(chunks) and chunks[i].start <= end:
+        if chunks[i].end >= start:
+            found.append(chunks[i].index)
+        i += 1
+    return tuple(found)
+
+
+def _chunk_start(chunk: Chunk) -> int:
+    return chunk.start
 
 
 def make_piece(job: Job, start: int, count: int) -> Piece:

@@ -246,6 +246,28 @@ def test_stale_parts_are_not_reused(tmp_path: Path) -> None:
     assert_exactly_once(job)
 
 
+def test_the_chunks_a_piece_overlaps_are_found_by_search() -> None:
+    """``overlapping`` (a binary search over the chunks, once per piece) agrees with scanning
+    every chunk, for ranges inside, across and at the edges of chunks of uneven sizes."""
+    from types import SimpleNamespace
+
+    from condorkit.local.pieces import overlapping
+    from condorkit.model.chunking import Chunk
+
+    sizes = [3, 1, 5, 2, 7, 1, 1, 4]
+    chunks, start = [], 1
+    for i, n in enumerate(sizes):
+        chunks.append(Chunk(i, start, n))
+        start += n
+    job = SimpleNamespace(chunks=tuple(chunks))
+    total = start - 1
+    for first in range(1, total + 1):
+        for count in range(1, total - first + 2):
+            end = first + count - 1
+            expect = tuple(c.index for c in chunks if c.start <= end and c.end >= first)
+            assert overlapping(job, first, count) == expect, (first, count)  # type: ignore[arg-type]
+
+
 def test_parts_across_chunk_boundaries_are_assembled_per_chunk(tmp_path: Path) -> None:
     job = job_of(make_job(tmp_path / "job", rows=8, chunk=4))
     parts_dir(job).mkdir(parents=True)
