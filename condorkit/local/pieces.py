@@ -154,7 +154,26 @@ def chunk_rows(job: Job, chunk: Chunk) -> tuple[dict[str, Any], list[dict[str, A
     return header, rows
 
 
-def write_piece_rows(job: Job, piece: Piece, dest: Path) -> str:
+class ChunkRowsCache:
+    """The checked rows of the last few chunks a run cut into pieces (a chunk split into parts
+    is read and checked once, not once per part); at most ``size`` chunks are held."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._held: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+
+    def get(self, job: Job, chunk: Chunk) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        got = self._held.pop(chunk.index, None)
+        if got is None:
+            got = chunk_rows(job, chunk)
+        self._held[chunk.index] = got  # the most recent last
+        while len(self._held) > self.size:
+            del self._held[next(iter(self._held))]
+        return got
+
+
+def write_piece_rows(job: Job, piece: Piece, dest: Path, cache: ChunkRowsCache | None = None
+                     ) -> str:
     """Write the rows file of a (non-whole) piece into folder ``dest``; return the key of its
     rows (:func:`ckjob.rows_key`), which the results of the piece must carry as ``rows_key``.
     Only rows that still match the chunk keys computed from the manifest are used."""
@@ -163,11 +182,12 @@ def write_piece_rows(job: Job, piece: Piece, dest: Path) -> str:
     picked: list[dict[str, Any]] = []
     for i in piece.chunks:
         chunk = job.chunks[i]
-        header, rows = chunk_rows(job, chunk)
-        for row, rec in enumerate(rows, start=chunk.start):
-            if piece.start <= row <= piece.end:
-                picked.append(rec)
-                lines.append(json.dumps(rec, sort_keys=True).encode() + b"\n")
+        header, rows = cache.get(job, chunk) if cache is not None else chunk_rows(job, chunk)
+        header = dict(header)
+        first = max(piece.start, chunk.start) - chunk.start
+        for rec in rows[first:piece.end - chunk.start + 1]:
+            picked.append(rec)
+            lines.append(json.dumps(rec, sort_keys=True).encode() + b"\n")
     key = ckjob.rows_key(header["options"], picked)
     header.update(start=piece.start, count=piece.count, key=piece.key, rows_key=key)
     with open(dest / piece.rows_file, "wb") as fh:

@@ -26,6 +26,7 @@ from typing import Any
 
 from condorkit.local.joblog import Entry, JobLog
 from condorkit.local.pieces import (
+    ChunkRowsCache,
     Piece,
     assemble,
     install,
@@ -156,6 +157,7 @@ class Scheduler:
         self.rows_total = self.rows_done = 0
         self.est_rows = self.est_elapsed = self.est_over = 0.0
         self.est_n = 0
+        self.chunk_rows = ChunkRowsCache()  # chunks being cut into parts, read once
         self.stop = 0
         self.t0 = time.perf_counter()
         self.log = JobLog(joblog, job.dir)
@@ -240,7 +242,7 @@ class Scheduler:
                 place(rows_path(job, job.chunks[piece.chunks[0]]), scratch / piece.rows_file)
                 keys.append(job.keys[piece.chunks[0]])
             else:
-                keys.append(write_piece_rows(job, piece, scratch))
+                keys.append(write_piece_rows(job, piece, scratch, self.chunk_rows))
 
         scratch = make_scratch(self.root, piece.label, job.wrapper, inputs, fill=rows)
         env = worker_env(self.env, job.config.request_cpus)

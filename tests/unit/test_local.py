@@ -268,6 +268,26 @@ def test_the_chunks_a_piece_overlaps_are_found_by_search() -> None:
             assert overlapping(job, first, count) == expect, (first, count)  # type: ignore[arg-type]
 
 
+def test_parts_of_a_chunk_are_cut_from_its_rows_read_once(tmp_path: Path) -> None:
+    """The rows files of a chunk's parts are the same whether its rows come from the run's
+    cache (read and checked once per chunk) or are read for every part; the cache holds a
+    bounded number of chunks."""
+    from condorkit.local.pieces import ChunkRowsCache, write_piece_rows
+
+    job = job_of(make_job(tmp_path / "job", rows=12, chunk=4))
+    cache = ChunkRowsCache(size=2)
+    for start, count in ((1, 2), (3, 3), (6, 4), (10, 3), (2, 9)):
+        piece = make_piece(job, start, count)
+        a, b = tmp_path / f"a{start}", tmp_path / f"b{start}"
+        a.mkdir()
+        b.mkdir()
+        assert write_piece_rows(job, piece, a, cache) == write_piece_rows(job, piece, b)
+        assert (a / piece.rows_file).read_bytes() == (b / piece.rows_file).read_bytes()
+        assert len(cache._held) <= 2
+    first = cache.get(job, job.chunks[2])
+    assert cache.get(job, job.chunks[2]) is first  # held: not read again
+
+
 def test_parts_across_chunk_boundaries_are_assembled_per_chunk(tmp_path: Path) -> None:
     job = job_of(make_job(tmp_path / "job", rows=8, chunk=4))
     parts_dir(job).mkdir(parents=True)
