@@ -11,7 +11,8 @@ program that crashes or is killed takes only its runner down; the worker reports
 (negative: the signal).
 
 A runner takes the next piece too when the last one succeeded and left nothing behind (no
-thread, child process, open file, signal handler or timer; see :class:`State`): what the pieces
+thread, child process, open file, signal handler, timer, niceness or resource limit; see
+:class:`State`): what the pieces
 warmed up (memory already mapped, libraries initialised) is not paid again, which in a fresh
 fork costs thousands of page faults per piece. Each piece still starts from its own folder,
 environment, ``sys.argv``, ``sys.path``, streams and a fresh ``__main__``; modules it imported
@@ -329,6 +330,8 @@ class State(object):
         self.modules = set(sys.modules)
         self.handlers = handlers()
         self.fds = count_fds()
+        self.nice = os.nice(0)
+        self.limits = limits()
         self.rss = None
 
     def restore(self, scratch):
@@ -358,7 +361,8 @@ class State(object):
 
     def clean(self):
         """True when the piece left no thread, child process, open file, signal handler or
-        timer behind and the runner has not grown by more than RUNNER_GROWTH."""
+        timer behind, did not change the niceness or a resource limit, and the runner has not
+        grown by more than RUNNER_GROWTH."""
         try:
             if len(os.listdir("/proc/self/task")) != 1:
                 return False
@@ -374,7 +378,7 @@ class State(object):
                 return False
         if signal.getitimer(signal.ITIMER_REAL)[0] or handlers() != self.handlers:
             return False
-        if count_fds() > self.fds:
+        if count_fds() > self.fds or os.nice(0) != self.nice or limits() != self.limits:
             return False
         rss = resident()
         if self.rss is None:
@@ -389,6 +393,15 @@ def handlers():
         if hasattr(signal, name):
             found[name] = signal.getsignal(getattr(signal, name))
     return found
+
+
+def limits():
+    try:
+        import resource
+    except ImportError:
+        return {}
+    return {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource)
+            if name.startswith("RLIMIT_")}
 
 
 def count_fds():

@@ -190,6 +190,9 @@ LEAVES = {
     "an open file": "import os\nos.open(sys.argv[1], os.O_RDONLY)\n",
     "a signal handler": "import signal\nsignal.signal(signal.SIGUSR1, lambda *a: None)\n",
     "a timer": "import signal\nsignal.setitimer(signal.ITIMER_REAL, 30)\n",
+    "a lower niceness": "import os\nos.nice(1)\n",
+    "a resource limit": "import resource\nsoft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)"
+                        "\nresource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))\n",
 }
 
 
