@@ -156,20 +156,28 @@ def chunk_rows(job: Job, chunk: Chunk) -> tuple[dict[str, Any], list[dict[str, A
 
 class ChunkRowsCache:
     """The checked rows of the last few chunks a run cut into pieces (a chunk split into parts
-    is read and checked once, not once per part); at most ``size`` chunks are held."""
+    is read and checked once, not once per part); at most ``size`` chunks are held. A rows file
+    replaced or changed since it was read (another inode, size or modification time) is read
+    and checked again, so a rewrite behind the run's back is still refused."""
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
-        self._held: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        self._held: dict[int, tuple[tuple[int, ...], dict[str, Any], list[dict[str, Any]]]] = {}
 
     def get(self, job: Job, chunk: Chunk) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        try:
+            st = os.stat(rows_path(job, chunk))
+            sig: tuple[int, ...] = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+        except OSError:
+            sig = ()
         got = self._held.pop(chunk.index, None)
-        if got is None:
-            got = chunk_rows(job, chunk)
+        if got is None or got[0] != sig or not sig:
+            header, rows = chunk_rows(job, chunk)
+            got = (sig, header, rows)
         self._held[chunk.index] = got  # the most recent last
         while len(self._held) > self.size:
             del self._held[next(iter(self._held))]
-        return got
+        return got[1], got[2]
 
 
 def write_piece_rows(job: Job, piece: Piece, dest: Path, cache: ChunkRowsCache | None = None

@@ -285,7 +285,14 @@ def test_parts_of_a_chunk_are_cut_from_its_rows_read_once(tmp_path: Path) -> Non
         assert (a / piece.rows_file).read_bytes() == (b / piece.rows_file).read_bytes()
         assert len(cache._held) <= 2
     first = cache.get(job, job.chunks[2])
-    assert cache.get(job, job.chunks[2]) is first  # held: not read again
+    assert cache.get(job, job.chunks[2])[1] is first[1]  # held: not read again
+    # a rows file replaced behind the run's back is read and checked again: refused
+    path = job.dir / "chunks" / "rows-9.jsonl"
+    edited = tmp_path / "edited"
+    edited.write_text(path.read_text().replace("item10", "evil10"))
+    os.replace(edited, path)
+    with pytest.raises(UsageError, match="holds other rows|cannot use"):
+        cache.get(job, job.chunks[2])
 
 
 def test_parts_across_chunk_boundaries_are_assembled_per_chunk(tmp_path: Path) -> None:
