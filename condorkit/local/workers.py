@@ -5,11 +5,12 @@ interpreter start and the program's top-level imports once; each piece still get
 scratch folder (prepared by the scheduler exactly as for the wrapper), its own environment and
 process group, ``_condor_stdout``/``_condor_stderr``, and the wrapper's exit codes. Only a
 ``.py`` program without a bundle runs this way; anything else goes through the wrapper. A runner
-takes the next piece too when the last succeeded and left nothing behind (ckworker.py says
-exactly what is checked and restored); then the piece reports ``kept`` and its process group is
-not killed. A *batch* runs several small whole chunks one after the other in the same runner
-(each run the wrapper's contract with the chunk's own rows and results files), recording each
-run's exit code in the scratch folder's :data:`BATCH_STATUS` file.
+takes the next piece too when the last succeeded and left nothing behind
+(``wrappers/ckstate.py`` says exactly what is checked and restored); then the piece reports
+``kept`` and its process group is not killed. A *batch* runs several small whole chunks one
+after the other in the same runner (each run the wrapper's contract with the chunk's own rows
+and results files), recording each run's exit code in the scratch folder's
+:data:`BATCH_STATUS` file.
 
 :meth:`Worker.run` returns a :class:`PieceProcess`, which looks like the ``Popen`` the scheduler
 otherwise keeps (``pid`` = the piece's process group, ``wait()`` = its exit status, negative for a
