@@ -185,19 +185,20 @@ def write_piece_rows(job: Job, piece: Piece, dest: Path, cache: ChunkRowsCache |
     """Write the rows file of a (non-whole) piece into folder ``dest``; return the key of its
     rows (:func:`ckjob.rows_key`), which the results of the piece must carry as ``rows_key``.
     Only rows that still match the chunk keys computed from the manifest are used."""
+    cache = cache or ChunkRowsCache()
     header: dict[str, Any] = {}
     lines: list[bytes] = []
     picked: list[dict[str, Any]] = []
     for i in piece.chunks:
         chunk = job.chunks[i]
-        header, rows = cache.get(job, chunk) if cache is not None else chunk_rows(job, chunk)
-        header = dict(header)
+        header, rows = cache.get(job, chunk)
         first = max(piece.start, chunk.start) - chunk.start
         for rec in rows[first:piece.end - chunk.start + 1]:
             picked.append(rec)
             lines.append(json.dumps(rec, sort_keys=True).encode() + b"\n")
     key = ckjob.rows_key(header["options"], picked)
-    header.update(start=piece.start, count=piece.count, key=piece.key, rows_key=key)
+    header = {**header, "start": piece.start, "count": piece.count, "key": piece.key,
+              "rows_key": key}  # a copy: the cached header stays the chunk's
     with open(dest / piece.rows_file, "wb") as fh:
         fh.write(json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines))
     return key
