@@ -51,7 +51,8 @@ from condorkit.local.workers import (
 from condorkit.model.failures import describe
 from condorkit.model.job import Job
 from condorkit.model.layout import results_name, rows_name, scratch_root
-from condorkit.model.scratch import STDERR, make_scratch, place, start, worker_env
+from condorkit.model.scratch import STDERR, make_scratch, place, start
+from condorkit.model.starterenv import worker_env
 from condorkit.model.states import State
 from condorkit.wrappers import ckjob
 

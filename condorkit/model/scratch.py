@@ -6,7 +6,7 @@ transferred files (flat), the executable copied in and made executable, stdout a
 ``_condor_stdout``/``_condor_stderr``, and the environment a starter gives a job: ``TMPDIR``,
 ``TMP``, ``TEMP`` and ``_CONDOR_SCRATCH_DIR`` pointing at the scratch folder, and the thread
 variables (``OMP_NUM_THREADS``, ...) set to the job's ``request_cpus`` unless the caller's
-environment sets them already.
+environment sets them already (:mod:`condorkit.model.starterenv`).
 """
 
 from __future__ import annotations
@@ -22,15 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from condorkit.errors import OutputError
+from condorkit.model.starterenv import worker_env
 
 STDOUT = "_condor_stdout"
 STDERR = "_condor_stderr"
-
-# what HTCondor's starter sets to the slot's cpus (STARTER_NUM_THREADS_ENV_VARS)
-THREAD_VARS = ("CUBACORES", "GOMAXPROCS", "JULIA_NUM_THREADS", "MKL_NUM_THREADS",
-               "NUMEXPR_NUM_THREADS", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT",
-               "OPENBLAS_NUM_THREADS", "PYTHON_CPU_COUNT", "ROOT_MAX_THREADS",
-               "TF_LOOP_PARALLEL_ITERATIONS", "TF_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -68,14 +63,6 @@ def place(src: Path, dest: Path) -> None:
         os.link(src, dest)
     except OSError:
         shutil.copy2(src, dest)
-
-
-def worker_env(base: Mapping[str, str], cpus: int) -> dict[str, str]:
-    """``base`` plus the thread variables a starter sets for a slot of ``cpus`` cores."""
-    env = dict(base)
-    for var in THREAD_VARS:  # as HTCondor's starter does, unless the environment says otherwise
-        env.setdefault(var, str(cpus))
-    return env
 
 
 def make_scratch(root: Path, label: str, executable: Path, inputs: Iterable[Path],
