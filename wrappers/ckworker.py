@@ -2,13 +2,13 @@
 
 Started once per core by the local backend (``python ckworker.py PROGRAM``), it imports the
 modules the program imports (at its top level or inside functions: numpy, Pillow, OpenCV, ...
-are loaded once per worker, not once per piece), then runs pieces on request in a forked
-*runner*: it enters the piece's scratch folder (prepared exactly as for the wrapper), takes the
-piece's environment, sends its stdout and stderr to ``_condor_stdout`` and ``_condor_stderr``
-there, applies the wrapper's checks and exit codes (90: bad arguments, 95: program missing, 96:
-no output) and runs the program as ``__main__`` with ``sys.argv = [PROGRAM, ROWS, OUT]``. A
-program that crashes or is killed takes only its runner down; the worker reports the exit status
-(negative: the signal).
+are loaded once per worker, not once per piece; ``ckload.py``), then runs pieces on request in
+a forked *runner*: it enters the piece's scratch folder (prepared exactly as for the wrapper),
+takes the piece's environment, sends its stdout and stderr to ``_condor_stdout`` and
+``_condor_stderr`` there, applies the wrapper's checks and exit codes (90: bad arguments, 95:
+program missing, 96: no output) and runs the program as ``__main__`` with
+``sys.argv = [PROGRAM, ROWS, OUT]``. A program that crashes or is killed takes only its runner
+down; the worker reports the exit status (negative: the signal).
 
 A runner takes the next piece too when the last one succeeded and left nothing behind
 (``ckstate.py`` says what is restored and what is checked): what the pieces warmed up (memory
@@ -19,28 +19,33 @@ behind or RUNNER_PIECES pieces retire the runner, and the next piece gets a fres
 
 Protocol, one JSON object per line, on the worker's stdin and stdout (which are moved away from
 file descriptors 0 and 1, so nothing the program or an import prints can corrupt them):
-``{"ready": ..., "python": ..., "preloaded": [...]}`` once, then per request
+``{"ready": ..., "pid": ..., "python": ..., "preloaded": [...]}`` once, then per request
 ``{"scratch": DIR, "runs": [[PROGRAM, ROWS, OUT], ...], "env": {...}, "status": NAME}`` ->
 ``{"pid": N}`` (the runner: its process group) and later ``{"exit": CODE, "kept": BOOL}``
 (kept: the runner lives on, clean, for the next piece; do not kill its group). Usually ``runs``
 holds one run; a *batch* (several small whole chunks, one after the other in the same runner)
 has several and a ``status`` file that records each run's exit code. The worker and its runner
-die with the coordinator (``PR_SET_PDEATHSIG``, and end of input). Standard library only,
-Python 3.6 syntax.
+die with the coordinator (``PR_SET_PDEATHSIG``, and end of input).
+
+Clones: ``ckworker.py PROGRAM IN,OUT,ERR ...`` forks, once preloaded, one more worker per
+``IN,OUT,ERR`` (descriptors the coordinator passed: that worker's requests, answers and log),
+so a pool imports the program's modules once, not once per core; a clone speaks the same
+protocol and dies with the worker it was forked from. A *standby* (``ckworker.py --standby
+IN,OUT ...``, started before the run knew its program) first reads one line
+``{"program": P, "log": L, "clones": [L, ...]}``: its log, and how many of its clone channels
+to use and their logs. Standard library only, Python 3.6 syntax.
 """
 
-import ast
 import ctypes
 import gc
-import importlib
 import json
 import os
 import select
 import signal
 import sys
 import traceback
-import types
 
+from ckload import import_ckjob, preload, remember, run_main
 from ckstate import State
 
 PR_SET_PDEATHSIG = 1
@@ -60,155 +65,6 @@ def die_with_parent(parent):
     if os.getppid() != parent:  # the parent ended before prctl took effect
         os._exit(1)
     return True
-
-
-def program_imports(path):
-    """Module names the program imports anywhere (top level or in a function), in file order;
-    a name starting with ``+`` may be a submodule (``from PACKAGE import NAME``).
-
-    Importing in the worker what a piece would import anyway moves that cost out of every piece;
-    a module that fails to import here is left for the piece to fail on (or not use)."""
-    try:
-        with open(path, "rb") as fh:
-            tree = ast.parse(fh.read(), path)
-    except (OSError, SyntaxError, ValueError):
-        return []
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.extend((node.lineno, 0, a.name) for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.append((node.lineno, 0, node.module))
-            # ``from PIL import Image``: Image may be a submodule (marked: tried only when the
-            # package imported; for an attribute the attempt just fails)
-            found.extend((node.lineno, 1, "+" + node.module + "." + a.name) for a in node.names
-                         if a.name != "*")
-    names = []
-    for _, _, n in sorted(found):
-        if n not in names:
-            names.append(n)
-    return names
-
-
-def preload(program):
-    """Import what the program imports, and what ckjob.py imports at its top level (the module
-    itself is the piece's own copy; what it imports lazily, for HTTP, a piece imports when it
-    fetches), once for all pieces."""
-    load_ckjob()
-    done = []
-    for name in program_imports(program):
-        guess = name.startswith("+")
-        name = name.lstrip("+")
-        if name == "ckjob" or name.startswith("ckjob.") or name in sys.modules:
-            continue  # the scratch folder's own copy; already there
-        if guess and name.rpartition(".")[0] not in sys.modules:
-            continue  # the package did not import
-        try:
-            importlib.import_module(name)
-            done.append(name)
-        except BaseException:  # an import that fails here is the child's business
-            if guess:  # an attribute, maybe loaded lazily (concurrent.futures's executors)
-                try:
-                    package, _, attr = name.rpartition(".")
-                    getattr(sys.modules[package], attr)
-                except BaseException:
-                    pass
-    return done
-
-
-# compiled once in the worker (inherited by every forked child): source bytes -> code object.
-# A piece's file is used only when its bytes are exactly these; anything else is compiled anew.
-CODE = {}
-CKJOB = "ckjob.py"
-
-
-def load_ckjob():
-    """Load ckjob's top-level imports by importing the worker's own ckjob.py (from its cached
-    bytecode: parsing the source for its imports and compiling it took ~11 ms per worker), and
-    remember its code for the pieces; the module itself is dropped again (each piece gets the
-    scratch folder's copy). When it cannot be imported, the pieces do the work."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(here, CKJOB)
-    saved = sys.modules.pop("ckjob", None)
-    sys.path.insert(0, here)
-    try:
-        module = importlib.import_module("ckjob")
-        code = module.__loader__.get_code("ckjob")
-        with open(path, "rb") as fh:
-            src = fh.read()
-        if code is not None and os.path.abspath(module.__file__) == path:
-            CODE[src] = _renamed(code, CKJOB)
-    except BaseException:  # a broken or missing ckjob is the pieces' business
-        pass
-    finally:
-        sys.path.remove(here)
-        sys.modules.pop("ckjob", None)
-        if saved is not None:
-            sys.modules["ckjob"] = saved
-
-
-def _renamed(code, filename):
-    """``code`` with every nested code object's file name set to ``filename`` (as compiling
-    it under that name would give); unchanged before Python 3.8 (no ``replace``)."""
-    if not hasattr(code, "replace"):
-        return code
-    consts = tuple(_renamed(c, filename) if isinstance(c, types.CodeType) else c
-                   for c in code.co_consts)
-    return code.replace(co_filename=filename, co_consts=consts)
-
-
-def remember(path, filename):
-    """Compile the file at ``path`` under ``filename`` (as a piece will name it) for later."""
-    try:
-        with open(path, "rb") as fh:
-            src = fh.read()
-        CODE[src] = compile(src, filename, "exec", dont_inherit=True)
-    except (OSError, SyntaxError, ValueError):
-        pass
-
-
-def code_of(path):
-    with open(path, "rb") as fh:
-        src = fh.read()
-    code = CODE.get(src)
-    if code is None or code.co_filename != path:
-        code = compile(src, path, "exec", dont_inherit=True)
-    return code
-
-
-def run_main(path):
-    """``runpy.run_path(path, run_name="__main__")`` for a plain ``.py`` file, with the code
-    compiled once per worker: a fresh ``__main__`` module each time."""
-    code = code_of(path)
-    main = types.ModuleType("__main__")
-    main.__dict__.update(__file__=path, __cached__=None, __loader__=None, __package__="",
-                         __spec__=None)
-    saved = sys.modules.get("__main__")
-    sys.modules["__main__"] = main
-    try:
-        exec(code, main.__dict__)
-    finally:
-        sys.modules["__main__"] = saved
-
-
-def import_ckjob(scratch):
-    """Import the scratch folder's ckjob.py as ``ckjob`` from the code compiled once, when its
-    bytes are the ones the worker compiled (else the program's own import does the work)."""
-    path = os.path.join(scratch, CKJOB)
-    try:
-        with open(path, "rb") as fh:
-            code = CODE.get(fh.read())
-    except OSError:
-        return
-    if code is None or "ckjob" in sys.modules:
-        return
-    mod = types.ModuleType("ckjob")
-    mod.__dict__.update(__file__=path, __cached__=None)
-    sys.modules["ckjob"] = mod
-    try:
-        exec(code, mod.__dict__)
-    except BaseException:
-        sys.modules.pop("ckjob", None)
 
 
 def exit_code(exc):
@@ -444,18 +300,58 @@ class Runner(object):
         self.reap(block=True)
 
 
-def main(argv):
-    if len(argv) != 2:
-        sys.stderr.write("usage: ckworker.py PROGRAM\n")
-        return 2
-    parent = os.getppid()
-    die_with_parent(parent)
-    # the protocol moves off descriptors 0 and 1; they become /dev/null and stderr
-    rfd, wfd = os.dup(0), os.dup(1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
+def clone(channels):
+    """Fork one more worker per ``(IN, OUT, ERR)`` in ``channels`` (descriptors: the clone's
+    requests, its answers, its log) once this worker has preloaded, so the others do not import
+    the same modules again (and share those pages). Returns, in each clone, its own
+    ``(IN, OUT)``; in this worker None. A clone dies with this worker (``PR_SET_PDEATHSIG``)."""
+    me = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for k, (rfd, wfd, err) in enumerate(channels):
+        if os.fork() == 0:
+            die_with_parent(me)
+            for other in channels[:k] + channels[k + 1:]:
+                for fd in other:
+                    os.close(fd)
+            os.dup2(err, 2)
+            os.dup2(2, 1)
+            os.close(err)
+            return rfd, wfd
+    for fds in channels:
+        for fd in fds:
+            os.close(fd)
+    return None
+
+
+def adoption(rfd, specs):
+    """A standby worker's first request (``{"program": P, "log": L, "clones": [L, ...]}``,
+    read byte by byte: the rest of the input is the protocol's): its stderr goes to ``log``, one
+    clone channel per clone log is kept (the others are closed). None at the end of input."""
+    line = b""
+    while not line.endswith(b"\n"):
+        got = os.read(rfd, 1)
+        if not got:
+            return None
+        line += got
+    req = json.loads(line.decode("utf-8"))
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    log = os.open(req["log"], flags, 0o644)
+    os.dup2(log, 2)
     os.dup2(2, 1)
+    os.close(log)
+    pairs = [[int(f) for f in spec.split(",")] for spec in specs]
+    logs = req.get("clones", [])
+    for fds in pairs[len(logs):]:
+        for fd in fds:
+            os.close(fd)
+    channels = [(pairs[k][0], pairs[k][1], os.open(logs[k], flags, 0o644))
+                for k in range(min(len(pairs), len(logs)))]
+    return req["program"], channels
+
+
+def serve(rfd, wfd, preloaded):
+    """Say ready on ``wfd``, then run the requests read from ``rfd`` until their end."""
     reader = os.fdopen(rfd, "r", 1)
     writer = os.fdopen(wfd, "w", 1)
 
@@ -463,10 +359,6 @@ def main(argv):
         writer.write(json.dumps(obj) + "\n")
         writer.flush()
 
-    preloaded = preload(argv[1])
-    remember(argv[1], "./" + os.path.basename(argv[1]))
-    if hasattr(gc, "freeze"):  # 3.7+: the children's collections skip the preloaded objects,
-        gc.freeze()            # so they do not copy the pages those live on (copy-on-write)
     say({"ready": True, "pid": os.getpid(), "preloaded": preloaded,
          "python": "%d.%d.%d" % tuple(sys.version_info[:3])})
     run = None  # the live runner
@@ -486,11 +378,51 @@ def main(argv):
             run.end()
             run = None
         say({"exit": code, "kept": kept})
-    try:  # end of input: leave at once (no interpreter teardown of numpy & co.)
-        writer.flush()
-        sys.stderr.flush()
-    finally:
-        os._exit(0)
+    writer.flush()
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.stderr.write("usage: ckworker.py PROGRAM [IN,OUT,ERR ...] | --standby [IN,OUT ...]\n")
+        return 2
+    parent = os.getppid()
+    die_with_parent(parent)
+    # the protocol moves off descriptors 0 and 1; they become /dev/null and stderr
+    rfd, wfd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    if argv[1] == "--standby":  # started before the program was known: wait for it
+        got = adoption(rfd, argv[2:])
+        if got is None:
+            os._exit(0)
+        program, channels = got
+    else:
+        program = argv[1]
+        channels = [tuple(int(f) for f in spec.split(",")) for spec in argv[2:]]
+    preloaded = preload(program)
+    remember(program, "./" + os.path.basename(program))
+    if hasattr(gc, "freeze"):  # 3.7+: the children's collections skip the preloaded objects,
+        gc.freeze()            # so they do not copy the pages those live on (copy-on-write)
+    own = clone(channels)
+    if own is not None:
+        os.close(rfd)
+        os.close(wfd)
+        rfd, wfd = own
+    code = 0
+    try:
+        serve(rfd, wfd, preloaded)
+    except BrokenPipeError:  # the coordinator went away
+        pass
+    except BaseException:
+        code = 1
+        traceback.print_exc()
+    finally:  # end of input: leave at once (no interpreter teardown of numpy & co.)
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,15 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from condorkit.cli.common import err
 from condorkit.cli.local import add_local_commands
 from condorkit.errors import CondorkitError, OutputError
 from condorkit.version import __version__
+
+if TYPE_CHECKING:
+    from condorkit.local.standby import Standby
 
 # ----------------------------------------------------------------------------- parser
 
@@ -57,11 +60,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 WRITES_STATE = frozenset({"mksubmit", "dry-run", "run", "submit", "resubmit", "dag"})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The CLI boundary: parse, dispatch, map errors to exit codes."""
+def main(argv: Sequence[str] | None = None, standby: Standby | None = None) -> int:
+    """The CLI boundary: parse, dispatch, map errors to exit codes. ``standby``: a worker
+    started before parsing (:mod:`condorkit.local.standby`), for ``run`` to adopt."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
+    args.standby = standby
     try:
         if args.command in WRITES_STATE and not getattr(args, "status", False):
             from condorkit.cli.common import job_dir_of
@@ -106,9 +111,15 @@ def _exit(code: int) -> NoReturn:
     sys.exit(code)
 
 
-def entry() -> NoReturn:
-    """The ``condorkit`` command (and ``python -m condorkit``)."""
-    _exit(main())
+def entry(standby: Standby | None = None) -> NoReturn:
+    """The ``condorkit`` command (and ``python -m condorkit``), from :mod:`condorkit.__main__`
+    (which may have started a ``run``'s standby worker first)."""
+    try:
+        code = main(standby=standby)
+    finally:
+        if standby is not None:
+            standby.close()  # a no-op once a run adopted it
+    _exit(code)
 
 
 def mksubmit_entry() -> NoReturn:

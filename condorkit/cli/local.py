@@ -74,7 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_of(args, chunk=args.chunk, max_rows=args.max)
     # the workers import the program's modules while the manifest is read
     early = [] if args.no_persistent else prestart(
-        job_dir_of(args), cfg, args.jobs or cfg.workers or default_workers())
+        job_dir_of(args), cfg, args.jobs or cfg.workers or default_workers(),
+        standby=getattr(args, "standby", None))
     try:
         return _run(args, cfg, early)
     finally:

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -32,11 +34,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from condorkit.errors import CondorkitError
+from condorkit.local.standby import Standby, can_clone
 from condorkit.model.config import JobConfig
 from condorkit.model.interpreter import ENV_VAR, job_env
 from condorkit.model.layout import worker_log
 from condorkit.model.packaged import packaged
-from condorkit.model.scratch import worker_env
+from condorkit.model.starterenv import worker_env
 
 WORKER = packaged("condorkit.wrappers", "ckworker.py")
 START_TIMEOUT_S = 120.0  # preloading heavy imports on a busy machine
@@ -84,28 +87,125 @@ class PieceProcess:
         return self.returncode
 
 
+class Clone:
+    """A worker forked by another one (:meth:`Worker.spawn` with ``clones``), as its
+    :class:`Worker` sees it: the parts of a ``Popen`` it uses. Not this process's child, so it
+    is watched through a pidfd once its hello gave its pid; its exit status is unknown (-9)."""
+
+    def __init__(self, stdin: IO[str], stdout: IO[str]) -> None:
+        self.stdin, self.stdout = stdin, stdout
+        self.origin: subprocess.Popen[str] | None = None  # the worker it is forked from
+        self.pid = 0
+        self.returncode: int | None = None
+        self._fd = -1
+
+    def attach(self, pid: int) -> None:
+        try:
+            self._fd, self.pid = os.pidfd_open(pid), pid
+        except OSError:  # already gone
+            self.returncode = -9
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._fd >= 0:
+            try:
+                self.wait(0)
+            except subprocess.TimeoutExpired:
+                pass
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if self._fd >= 0:  # readable once the process has ended
+                if not select.select([self._fd], [], [], timeout)[0]:
+                    raise subprocess.TimeoutExpired("ckworker clone", timeout or 0)
+                os.close(self._fd)
+                self._fd = -1
+            self.returncode = -9  # never attached: it ends at the end of its input
+        return self.returncode
+
+    def kill(self) -> None:
+        if self._fd >= 0:
+            signal.pidfd_send_signal(self._fd, signal.SIGKILL)
+        elif self.pid == 0 and self.origin is not None and self.origin.poll() is None:
+            self.origin.kill()  # not forked yet: its origin is stuck; it takes the clone along
+
+
 class Worker:
     """One persistent worker process; not thread-safe beyond one ``run`` + one ``wait``."""
 
     def __init__(self, python: str, program: Path, env: dict[str, str], log: Path) -> None:
         self.python, self.program, self.env, self.log = python, program, env, log
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[str] | Clone | None = None
         self.preloaded: tuple[str, ...] = ()
         self.started = 0
         self.ready = False
 
-    def spawn(self) -> None:
-        """Start the worker process without waiting for it (it preloads while others start)."""
+    def spawn(self, clones: Sequence[Worker] = ()) -> None:
+        """Start the worker process without waiting for it (it preloads while others start);
+        with ``clones``, it forks those workers once it has preloaded (they import nothing)."""
         if self.alive:
             return
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen([self.python, str(WORKER), str(self.program)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=err, env=self.env, text=True, bufsize=1,
-                                         start_new_session=True)
+        fds: list[int] = []
+        specs: list[str] = []
+        try:
+            for c in clones:
+                c_in, to_c = os.pipe()
+                from_c, c_out = os.pipe()
+                err = os.open(c.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                              0o644)
+                fds += (c_in, c_out, err)
+                specs.append(f"{c_in},{c_out},{err}")
+                c.proc = Clone(open(to_c, "w", buffering=1, encoding="utf-8"),
+                               open(from_c, buffering=1, encoding="utf-8"))
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen([self.python, str(WORKER), str(self.program),
+                                              *specs],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=log, env=self.env, text=True, bufsize=1,
+                                             start_new_session=True, pass_fds=fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        for c in clones:
+            assert isinstance(c.proc, Clone)
+            c.proc.origin = self.proc
+            c.started += 1
+            c.ready = False
         self.started += 1
         self.ready = False
+
+    def adopt(self, standby: Standby, others: Sequence[Worker]) -> None:
+        """Take ``standby`` as this worker, tell it the program, and make the first of
+        ``others`` its clones (one per spare channel it carries); the rest are spawned."""
+        clones = list(others[:len(standby.channels)])
+        line = json.dumps({"program": str(self.program), "log": str(self.log),
+                           "clones": [str(w.log) for w in clones]})
+        for w in (self, *clones):
+            w.log.parent.mkdir(parents=True, exist_ok=True)
+        assert standby.proc.stdin is not None
+        try:
+            standby.proc.stdin.write(line + "\n")
+            standby.proc.stdin.flush()
+        except OSError:  # it died: start the pool the usual way
+            standby.close()
+            self.spawn(clones=others if can_clone() else ())
+            for w in others:
+                w.spawn()  # a no-op for clones
+            return
+        standby.adopted = True
+        self.proc, self.ready = standby.proc, False
+        self.started += 1
+        for w, (to_c, from_c) in zip(clones, standby.channels[:len(clones)], strict=True):
+            w.proc = Clone(to_c, from_c)
+            w.proc.origin = standby.proc
+            w.started += 1
+            w.ready = False
+        for to_c, from_c in standby.channels[len(clones):]:
+            to_c.close()
+            from_c.close()
+        for w in others[len(clones):]:
+            w.spawn()
 
     def _start(self) -> None:
         if not self.alive:
@@ -117,6 +217,8 @@ class Worker:
             self.close()
             raise WorkerError(f"the persistent worker ({self.python} {WORKER.name}) did not "
                               f"start: {hello}", f"see {self.log}")
+        if isinstance(self.proc, Clone):
+            self.proc.attach(int(hello.get("pid", 0)))
         self.preloaded = tuple(hello.get("preloaded", ()))
         self.ready = True
 
@@ -225,39 +327,58 @@ def _interpreter(env: Mapping[str, str], cpus: int) -> tuple[str | None, dict[st
     return python, worker_env(env, cpus)
 
 
-def start_pool(program: Path, env: Mapping[str, str], cpus: int, count: int, job_dir: Path
-               ) -> list[Worker]:
+def start_pool(program: Path, env: Mapping[str, str], cpus: int, count: int, job_dir: Path,
+               standby: Standby | None = None) -> list[Worker]:
     """``count`` persistent workers for the ``.py`` program ``program`` under the interpreter
     the environment names (``job_env``: ``CONDORKIT_PYTHON``, else ``python3`` on its PATH),
-    all spawned at once so they preload while the caller goes on; [] without an interpreter."""
+    spawned at once so they preload while the caller goes on (the first one only, where
+    workers can be cloned: it forks the others once it has preloaded, see :class:`Clone`);
+    [] without an interpreter. ``standby`` (:mod:`condorkit.local.standby`) becomes the first
+    worker when its interpreter and environment are exactly these; else it is closed."""
     python, wenv = _interpreter(env, cpus)
     if not python:
+        if standby is not None:
+            standby.close()
         return []
     pool = [Worker(python, program, wenv, worker_log(job_dir, k)) for k in range(count)]
-    for w in pool:
-        w.spawn()
+    if standby is not None and standby.fits(python, wenv):
+        pool[0].adopt(standby, pool[1:])
+        return pool
+    if standby is not None:
+        standby.close()
+    if count > 1 and can_clone():  # the first preloads and forks the others
+        pool[0].spawn(clones=pool[1:])
+    else:
+        for w in pool:
+            w.spawn()
     return pool
 
 
 def prestart(job_dir: Path, config: JobConfig, count: int,
-             env: Mapping[str, str] | None = None) -> list[Worker]:
+             env: Mapping[str, str] | None = None, standby: Standby | None = None
+             ) -> list[Worker]:
     """Start a run's persistent workers before its job is prepared (the CLI does, so that the
     workers' imports overlap reading the manifest); :func:`condorkit.local.run.run` takes them
     when they match the prepared job, else closes them. [] when the job will not use them (a
     bundle, a program that is not ``.py``) or anything about it is not valid yet: preparing
-    the job reports that properly."""
-    if config.bundle or not config.program.endswith(".py"):
-        return []
-    program = Path(config.program)
-    program = (program if program.is_absolute() else job_dir / program)
+    the job reports that properly. ``standby``: adopted when it fits (:func:`start_pool`),
+    else closed."""
     try:
+        if config.bundle or not config.program.endswith(".py"):
+            return []
+        program = Path(config.program)
+        program = (program if program.is_absolute() else job_dir / program)
         if not program.is_file():
             return []
         base = job_env(dict(os.environ if env is None else env), config.python,
                        config.sources.get("python", "default"), False)
-        return start_pool(program.resolve(), base, config.request_cpus, count, job_dir)
+        return start_pool(program.resolve(), base, config.request_cpus, count, job_dir,
+                          standby)
     except (CondorkitError, OSError):
         return []
+    finally:
+        if standby is not None:
+            standby.close()  # a no-op once adopted
 
 
 def matching(pool: Sequence[Worker], program: Path, env: Mapping[str, str], cpus: int,
