@@ -163,3 +163,25 @@ def test_condorkit_run_adopts_its_standby_for_all_its_workers(tmp_path: Path) ->
                for r in json.loads(p.read_text())["records"]]
     assert all(r["standby"] for r in records)
     assert len({r["worker"] for r in records}) == 2
+
+
+def test_a_standby_that_died_before_its_adoption_gives_way_to_a_normal_start(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    for adopt_directly in (False, True):
+        sb = standby.start(["run"])
+        assert sb is not None
+        sb.proc.kill()
+        sb.proc.wait(timeout=30)
+        if adopt_directly:  # it died between the check and the hand-over
+            pool = [Worker(sys.executable, program(tmp_path), dict(os.environ),
+                           tmp_path / f"w{k}.log") for k in range(2)]
+            pool[0].adopt(sb, pool[1:])
+        else:
+            pool = start_pool(program(tmp_path), base_env(), 1, 2, tmp_path, standby=sb)
+        try:
+            assert pool[0].proc is not sb.proc and pool[0].alive
+            assert [piece(tmp_path, w, f"p{adopt_directly}{k}")[0] for k, w in enumerate(pool)
+                    ] == [0, 0]
+        finally:
+            close(pool)
