@@ -310,6 +310,7 @@ def clone(channels):
     sys.stderr.flush()
     for k, (rfd, wfd, err) in enumerate(channels):
         if os.fork() == 0:
+            os.setsid()  # its own session, as a worker started on its own is
             die_with_parent(me)
             for other in channels[:k] + channels[k + 1:]:
                 for fd in other:

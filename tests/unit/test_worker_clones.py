@@ -69,6 +69,7 @@ def test_a_pool_starts_one_interpreter_which_forks_the_other_workers(tmp_path: P
         workers = [piece(tmp_path, w, f"p{k}")[1]["worker"] for k, w in enumerate(pool)]
         assert workers[0] == pool[0].proc.pid and len(set(workers)) == 3
         assert [parent_of(pid) for pid in workers[1:]] == [pool[0].proc.pid] * 2
+        assert [os.getsid(pid) for pid in workers] == workers  # each its own session
         assert all((tmp_path / ".condorkit" / "workers").glob("worker-*.log"))
     finally:
         close(pool)
