@@ -52,17 +52,17 @@ class Standby:
     def __init__(self, proc: subprocess.Popen[str], python: str, env: dict[str, str],
                  channels: list[tuple[IO[str], IO[str]]]) -> None:
         self.proc, self.python, self.env, self.channels = proc, python, env, channels
-        self.adopted = False
+        self.adopted = self.closed = False
 
     def fits(self, python: str, env: dict[str, str]) -> bool:
-        return not self.adopted and self.proc.poll() is None and (
+        return not (self.adopted or self.closed) and self.proc.poll() is None and (
             self.python == python and self.env == env)
 
     def close(self) -> None:
         """Let it end (end of its input) unless a pool adopted it; does not wait."""
-        if self.adopted:
+        if self.adopted or self.closed:
             return
-        self.adopted = True  # closed: nothing adopts it any more
+        self.closed = True
         for ends in self.channels:
             for f in ends:
                 f.close()

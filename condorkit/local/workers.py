@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from condorkit.errors import CondorkitError
-from condorkit.local.standby import Standby, can_clone
+from condorkit.local.standby import Standby, can_clone, cores
 from condorkit.model.config import JobConfig
 from condorkit.model.interpreter import ENV_VAR, job_env
 from condorkit.model.layout import worker_log
@@ -312,12 +312,8 @@ class Worker:
             proc.stdout.close()
 
 
-def default_workers() -> int:
-    """All the cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+#: the default number of workers: every core this process may run on (its CPU affinity)
+default_workers = cores
 
 
 def _interpreter(env: Mapping[str, str], cpus: int) -> tuple[str | None, dict[str, str]]:
