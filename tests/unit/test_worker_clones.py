@@ -4,11 +4,13 @@ adopted only when its interpreter and environment are exactly the pool's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from support.localjob import make_job, result_rows
@@ -54,6 +56,17 @@ def close(pool: list[Worker]) -> None:
         w.close()
 
 
+@contextlib.contextmanager
+def started(tmp_path: Path, count: int, cpus: int = 1,
+            sb: standby.Standby | None = None) -> Iterator[list[Worker]]:
+    """A pool of ``count`` workers for PROGRAM (closed at the end)."""
+    pool = start_pool(program(tmp_path), base_env(), cpus, count, tmp_path, standby=sb)
+    try:
+        yield pool
+    finally:
+        close(pool)
+
+
 def base_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop(ENV_VAR, None)
@@ -62,37 +75,31 @@ def base_env() -> dict[str, str]:
 
 def test_a_pool_starts_one_interpreter_which_forks_the_other_workers(tmp_path: Path) -> None:
     assert can_clone()  # Linux >= 5.3 and Python >= 3.9: what this machine and CI have
-    pool = start_pool(program(tmp_path), base_env(), 1, 3, tmp_path)
-    try:
+    with started(tmp_path, 3) as pool:
         assert isinstance(pool[0].proc, subprocess.Popen)
         assert all(isinstance(w.proc, Clone) for w in pool[1:])
         workers = [piece(tmp_path, w, f"p{k}")[1]["worker"] for k, w in enumerate(pool)]
         assert workers[0] == pool[0].proc.pid and len(set(workers)) == 3
         assert [parent_of(pid) for pid in workers[1:]] == [pool[0].proc.pid] * 2
         assert [os.getsid(pid) for pid in workers] == workers  # each its own session
-        assert all((tmp_path / ".condorkit" / "workers").glob("worker-*.log"))
-    finally:
-        close(pool)
+        logs = sorted(p.name for p in (tmp_path / ".condorkit" / "workers").glob("*.log"))
+        assert logs == ["worker-0.log", "worker-1.log", "worker-2.log"]  # one log per clone
 
 
 def test_a_dead_clone_fails_its_piece_and_a_fresh_worker_takes_the_next(tmp_path: Path
                                                                         ) -> None:
-    pool = start_pool(program(tmp_path), base_env(), 1, 2, tmp_path)
-    try:
+    with started(tmp_path, 2) as pool:
         code, _ = piece(tmp_path, pool[1], "dies", "worker")
         assert code < 0 and not pool[1].alive
         code, doc = piece(tmp_path, pool[1], "next")
         assert code == 0 and isinstance(pool[1].proc, subprocess.Popen)
         assert doc["worker"] == pool[1].proc.pid and pool[1].started == 2
         assert piece(tmp_path, pool[0], "first")[0] == 0  # the origin was not touched
-    finally:
-        close(pool)
 
 
 def test_the_first_worker_dying_takes_its_clones_down_and_both_are_replaced(tmp_path: Path
                                                                             ) -> None:
-    pool = start_pool(program(tmp_path), base_env(), 1, 2, tmp_path)
-    try:
+    with started(tmp_path, 2) as pool:
         assert piece(tmp_path, pool[1], "a")[0] == 0
         clone = pool[1].proc
         assert isinstance(clone, Clone) and pool[0].proc is not None
@@ -100,8 +107,6 @@ def test_the_first_worker_dying_takes_its_clones_down_and_both_are_replaced(tmp_
         assert clone.wait(timeout=10) == -9  # PR_SET_PDEATHSIG: it ended with its origin
         assert piece(tmp_path, pool[0], "b")[0] == 0 and piece(tmp_path, pool[1], "c")[0] == 0
         assert pool[0].started == 2 and pool[1].started == 2
-    finally:
-        close(pool)
 
 
 def test_a_standby_with_the_pools_interpreter_and_environment_becomes_its_first_worker(
@@ -109,28 +114,22 @@ def test_a_standby_with_the_pools_interpreter_and_environment_becomes_its_first_
     monkeypatch.delenv(ENV_VAR, raising=False)
     sb = standby.start(["run", "-C", str(tmp_path), "-j", "2"])
     assert sb is not None
-    pool = start_pool(program(tmp_path), base_env(), 1, 2, tmp_path, standby=sb)
-    try:
+    with started(tmp_path, 2, sb=sb) as pool:
         assert sb.adopted and pool[0].proc is sb.proc and isinstance(pool[1].proc, Clone)
         workers = [piece(tmp_path, w, f"p{k}")[1]["worker"] for k, w in enumerate(pool)]
         assert workers[0] == sb.proc.pid and parent_of(workers[1]) == sb.proc.pid
         cmdline = Path(f"/proc/{sb.proc.pid}/cmdline").read_bytes().split(b"\0")
         assert b"--standby" in cmdline
-    finally:
-        close(pool)
 
 
 def test_a_standby_that_does_not_fit_is_closed_and_ends(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
     sb = standby.start(["run"])
     assert sb is not None
-    pool = start_pool(program(tmp_path), base_env(), 2, 2, tmp_path, standby=sb)  # 2 cpus
-    try:
+    with started(tmp_path, 2, cpus=2, sb=sb) as pool:
         assert pool[0].proc is not sb.proc
         assert sb.proc.wait(timeout=30) == 0  # the end of its input, before any program
         assert piece(tmp_path, pool[0], "p")[0] == 0
-    finally:
-        close(pool)
 
 
 def test_no_standby_where_a_run_would_not_adopt_one(monkeypatch) -> None:
