@@ -44,6 +44,16 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def clone_channel() -> tuple[int, int, IO[str], IO[str]]:
+    """One clone's pipes: the descriptors the clone reads its requests from and writes its
+    answers to (to pass to the worker that forks it; close them here once it is started), and
+    this process's ends of the same pipes (requests, answers)."""
+    c_in, to_c = os.pipe()
+    from_c, c_out = os.pipe()
+    return (c_in, c_out, open(to_c, "w", buffering=1, encoding="utf-8"),
+            open(from_c, buffering=1, encoding="utf-8"))
+
+
 class Standby:
     """A started, not yet adopted worker: its process, the interpreter and environment it was
     started with, and the coordinator's ends (requests, answers) of each spare clone channel.
@@ -90,12 +100,9 @@ def start(argv: Sequence[str]) -> Standby | None:
     channels: list[tuple[IO[str], IO[str]]] = []
     try:
         for _ in range(spare):
-            c_in, to_c = os.pipe()
-            fds.append(c_in)
-            to_clone = open(to_c, "w", buffering=1, encoding="utf-8")
-            from_c, c_out = os.pipe()
-            fds.append(c_out)
-            channels.append((to_clone, open(from_c, buffering=1, encoding="utf-8")))
+            c_in, c_out, to_clone, from_clone = clone_channel()
+            fds += (c_in, c_out)
+            channels.append((to_clone, from_clone))
             specs.append(f"{c_in},{c_out}")
         proc = subprocess.Popen([python, str(packaged("condorkit.wrappers", "ckworker.py")),
                                  "--standby", *specs],

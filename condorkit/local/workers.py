@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from condorkit.errors import CondorkitError
-from condorkit.local.standby import Standby, can_clone, cores
+from condorkit.local.standby import Standby, can_clone, clone_channel, cores
 from condorkit.model.config import JobConfig
 from condorkit.model.interpreter import ENV_VAR, job_env
 from condorkit.model.layout import worker_log
@@ -150,14 +150,12 @@ class Worker:
         specs: list[str] = []
         try:
             for c in clones:
-                c_in, to_c = os.pipe()
-                from_c, c_out = os.pipe()
+                c_in, c_out, to_clone, from_clone = clone_channel()
                 err = os.open(c.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                               0o644)
                 fds += (c_in, c_out, err)
                 specs.append(f"{c_in},{c_out},{err}")
-                c.proc = Clone(open(to_c, "w", buffering=1, encoding="utf-8"),
-                               open(from_c, buffering=1, encoding="utf-8"))
+                c.proc = Clone(to_clone, from_clone)
             with open(self.log, "ab") as log:
                 self.proc = subprocess.Popen([self.python, str(WORKER), str(self.program),
                                               *specs],
@@ -189,9 +187,7 @@ class Worker:
             standby.proc.stdin.flush()
         except OSError:  # it died: start the pool the usual way
             standby.close()
-            self.spawn(clones=others if can_clone() else ())
-            for w in others:
-                w.spawn()  # a no-op for clones
+            spawn_pool([self, *others])
             return
         standby.adopted = True
         self.proc, self.ready = standby.proc, False
@@ -342,12 +338,18 @@ def start_pool(program: Path, env: Mapping[str, str], cpus: int, count: int, job
         return pool
     if standby is not None:
         standby.close()
-    if count > 1 and can_clone():  # the first preloads and forks the others
+    spawn_pool(pool)
+    return pool
+
+
+def spawn_pool(pool: Sequence[Worker]) -> None:
+    """Spawn ``pool``: the first worker, which preloads and forks the others where workers can
+    be cloned (:func:`can_clone`), else each worker on its own."""
+    if len(pool) > 1 and can_clone():
         pool[0].spawn(clones=pool[1:])
     else:
         for w in pool:
             w.spawn()
-    return pool
 
 
 def prestart(job_dir: Path, config: JobConfig, count: int,
