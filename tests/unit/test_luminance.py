@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -18,8 +17,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageStat
 from support.httpserver import FaultyServer
+from support.programs import load_program, tutorial
 
 from condorkit.demo import DECODABLE_VARIANTS, write_corpus
 
@@ -29,28 +28,7 @@ CKJOB = ROOT / "wrappers" / "ckjob.py"
 FAST_DEPS = all(importlib.util.find_spec(m) for m in ("numpy", "simplejpeg", "cv2"))
 
 
-def load_program():
-    sys.path.insert(0, str(CKJOB.parent))
-    spec = importlib.util.spec_from_file_location("photodemo_luminance", PROGRAM)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-L = load_program()
-
-
-def tutorial(path: Path) -> float:
-    """A straightforward reference implementation of the tutorial's method."""
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            pytest.skip("16-bit gray has no RGB tutorial value")
-        if im.mode == "L":
-            return ImageStat.Stat(im).rms[0] / 256
-        rgb = im.convert("RGB")
-        r, g, b = ImageStat.Stat(rgb).rms
-        return math.sqrt(0.241 * (r ** 2) + 0.691 * (g ** 2) + 0.068 * (b ** 2)) / 256
+L = load_program(PROGRAM, "photodemo_luminance")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
+from support.programs import load_program
 
 from condorkit.demo import make_photo, write_corpus
 from condorkit.errors import ConfigError
@@ -28,16 +29,7 @@ CKJOB = ROOT / "wrappers" / "ckjob.py"
 FAST_DEPS = all(importlib.util.find_spec(m) for m in ("numpy", "simplejpeg", "cv2"))
 
 
-def load_program():
-    sys.path.insert(0, str(CKJOB.parent))
-    spec = importlib.util.spec_from_file_location("make_smaller_prog", PROGRAM)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-M = load_program()
+M = load_program(PROGRAM, "make_smaller_prog")
 KERNELS = ["fast", "pillow"] if FAST_DEPS else ["pillow"]
 
 
