@@ -22,8 +22,9 @@ Each record has ``row`` and the row's columns, and either the program's values o
 Fetching
 --------
 :func:`fetch` gets one input's bytes (http/https with a timeout, bounded retries and a size
-limit, ``file://`` or a plain path); :class:`Budget` bounds the bytes a program holds while it
-fetches ahead; :class:`FetchError` carries the reason a row's input could not be fetched.
+limit, ``file://`` or a plain path); :func:`readahead` has the kernel read a local input ahead
+of its row; :class:`Budget` bounds the bytes a program holds while it fetches ahead;
+:class:`FetchError` carries the reason a row's input could not be fetched.
 
 Must run on Python >= 3.6 (whatever a worker has).
 """
@@ -530,12 +531,46 @@ def _http_get(url, budget, index, timeout, max_bytes, agent):
     return body
 
 
-def _read_local(url, scheme, parsed, budget, index, max_bytes):
-    """A ``file://`` URL or a plain path: only a regular file on this machine is read."""
+def _local_path(url, scheme, parsed):
+    """The path a ``file://`` URL (this machine only) or a plain path names."""
     if scheme == "file" and parsed.netloc.lower() not in ("", "localhost"):
         raise FetchError("file URL names the host %r: only local files can be read "
                          "(file:///PATH or file://localhost/PATH)" % parsed.netloc)
-    path = urllib.parse.unquote(parsed.path) if scheme == "file" else url
+    return urllib.parse.unquote(parsed.path) if scheme == "file" else url
+
+
+def readahead(url, max_bytes):
+    """Have the kernel start reading a local input (its first ``max_bytes``) into the page
+    cache while the program works on earlier rows, so the bytes are in memory when the row is
+    due. Nothing is copied into the program and it holds no memory (the page cache gives pages
+    back under pressure). http(s) URLs, missing and non-regular files: nothing. Returns True
+    when the hint was given; never raises."""
+    advise = getattr(os, "posix_fadvise", None)
+    parsed = urllib.parse.urlsplit(url)
+    scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
+    if advise is None or scheme not in ("", "file"):
+        return False
+    try:
+        path = _local_path(url, scheme, parsed)
+        if not os.path.isfile(path):  # never open a device or a FIFO
+            return False
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (FetchError, OSError, ValueError):
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        advise(fd, 0, max_bytes, os.POSIX_FADV_WILLNEED)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _read_local(url, scheme, parsed, budget, index, max_bytes):
+    """A ``file://`` URL or a plain path: only a regular file on this machine is read."""
+    path = _local_path(url, scheme, parsed)
     if not os.path.isfile(path):
         raise FetchError("no such file: %s" % path)
     try:  # non-blocking: a FIFO swapped in after the check must not hang the row

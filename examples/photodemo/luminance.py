@@ -22,20 +22,22 @@ so the result equals the tutorial's to the last bit or two. Two kernels give the
 Both decode with libjpeg-turbo's default (accurate integer) IDCT and fancy upsampling, like the
 tutorial; no DCT-scaled (``draft``) decoding is ever used.
 
-Downloads overlap compute: a pool of threads fetches the http(s) rows among the next
-PHOTODEMO_WINDOW rows ahead of the one being measured (a local file is read when its row is
-due: reading it ahead would only take CPU from the work), while the bytes held (fetched but not
-yet measured, plus bodies being received) stay within PHOTODEMO_BUDGET; only the row the loop
-waits for may exceed it, so progress is always possible and memory stays below budget + one
-image. Peak concurrency and bytes go into the results.
+Input overlaps compute: a pool of threads fetches the http(s) rows among the next
+PHOTODEMO_WINDOW rows ahead of the one being measured, and the local files among them are handed
+to the kernel (``ckjob.readahead``: the disk reads them into the page cache while this row is
+measured; the file itself is read when its row is due, as reading it on a thread would only
+take CPU from the work). The bytes held (fetched but not yet measured, plus bodies being
+received) stay within PHOTODEMO_BUDGET; only the row the loop waits for may exceed it, so
+progress is always possible and memory stays below budget + one image. Peak concurrency and
+bytes go into the results.
 
 Environment knobs: PHOTODEMO_TIMEOUT (seconds per wait for the server, default 15),
 PHOTODEMO_DEADLINE (seconds for a row's whole fetch, every attempt included, default 120),
 PHOTODEMO_RETRIES (extra attempts after a transient failure, default 2), PHOTODEMO_FETCHERS
-(threads, default 8), PHOTODEMO_WINDOW (rows fetched ahead, default 16; 0 fetches each row only
-when it is due), PHOTODEMO_MAX_BYTES (largest body, default 64 MiB), PHOTODEMO_BUDGET (bytes held
-by fetch-ahead, default 96 MiB), PHOTODEMO_KERNEL (``auto``: fast when its packages import, else
-pillow; or ``fast`` / ``pillow``).
+(threads, default 8), PHOTODEMO_WINDOW (rows fetched or read ahead, default 16; 0 fetches and
+reads each row only when it is due), PHOTODEMO_MAX_BYTES (largest body, default 64 MiB),
+PHOTODEMO_BUDGET (bytes held by fetch-ahead, default 96 MiB), PHOTODEMO_KERNEL (``auto``: fast
+when its packages import, else pillow; or ``fast`` / ``pillow``).
 """
 
 import math
@@ -231,30 +233,33 @@ def _measure(row, get, budget):
 
 
 def remote(url):
-    """True for an http(s) URL: worth fetching ahead. A local file (a path, ``file://``) is read
-    when its row is due: reading it ahead on another thread only takes CPU from the work."""
+    """True for an http(s) URL: worth fetching ahead on a thread. A local file (a path,
+    ``file://``) is read when its row is due, and only hinted to the kernel ahead of time."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     return scheme in ("http", "https")
 
 
 def measure_rows(rows, budget=None):
-    """Fetch remote rows ahead and measure every row; returns ``(records, budget)``."""
+    """Fetch remote rows ahead, have the kernel read local rows ahead, and measure every row;
+    returns ``(records, budget)``."""
     budget = budget or Budget(BUDGET)
     records = []
-    ahead = [i for i, row in enumerate(rows) if remote(row["url"])] if WINDOW > 0 else []
-    if not ahead:  # nothing to fetch ahead: fetch, then measure, one row after the other
-        for i, row in enumerate(rows):
-            budget.advance(i)
-            records.append(_measure(row, partial(fetch, row["url"], budget, i), budget))
-        return records, budget
+    window = max(0, WINDOW)
+    ahead = [i for i, row in enumerate(rows) if remote(row["url"])] if window else []
     futures = {}
     with ThreadPoolExecutor(max_workers=max(1, FETCHERS)) as pool:
         k = 0  # next remote row to submit
+        hinted = 0  # the local rows before this one have been handed to the kernel
         for i, row in enumerate(rows):
-            while k < len(ahead) and ahead[k] < i + WINDOW:  # the remote rows in the window
+            while k < len(ahead) and ahead[k] < i + window:  # the remote rows in the window
                 j = ahead[k]
                 futures[j] = pool.submit(fetch, rows[j]["url"], budget, j)
                 k += 1
+            hinted = max(hinted, i + 1)
+            while hinted < min(len(rows), i + 1 + window):  # the local rows in the window:
+                if not remote(rows[hinted]["url"]):  # the disk reads them during this row
+                    ckjob.readahead(rows[hinted]["url"], MAX_BYTES)
+                hinted += 1
             budget.advance(i)
             get = futures.pop(i).result if i in futures else partial(fetch, row["url"],
                                                                       budget, i)
