@@ -7,12 +7,19 @@ sequential ones) and is timed from the outside, start-up included:
 
 - ``limit``: the kernel (``luminance()`` of examples/photodemo/luminance.py) in one plain
   in-process loop on one core; the physical limit is 2 x its rate (timed inside the loop);
+- ``ideal``: no engine at all: two such loops started together on two cores, the images split
+  between them by their times in the latest ``limit`` pass (longest first, each to the less
+  loaded loop), timed inside from the common start to the later end. What two busy cores really
+  give (they share caches and memory bandwidth, and a VM's host), so ``% of ideal`` is the
+  share any engine can still win;
 - ``sequential``: the photodemo program itself over all rows in one process;
 - ``condorkit-cN``: ``condorkit run -j2`` on a job whose chunk size is N (scratch folders,
   validation, joblog and all; a fresh job folder state each pass), in persistent workers (one
   Python per worker with the program's imports loaded, each piece forked in its scratch
   folder); ``-chunk`` runs exactly the job's chunks (``--granularity chunk``), ``-random`` uses
-  ``--dispatch random``, ``-fresh`` starts the wrapper for every piece (``--no-persistent``);
+  ``--dispatch random``, ``-fresh`` starts the wrapper for every piece (``--no-persistent``),
+  ``-noahead`` reads each image only when its row is due (``PHOTODEMO_WINDOW=0``: no kernel
+  read-ahead of the next rows' files, which matters with ``--cache cold``);
 - ``parallel``: GNU parallel -j2 running a tutorial-style one-image-per-process script;
 - ``xargs``: xargs -P2 -L1 with the same script, each writing its own output file;
 - ``paexec``: paexec -n +2 with a persistent Python calculator (one process per worker).
@@ -94,8 +101,28 @@ while True:
 LOOP = r'''
 import json, sys, time
 sys.path[:0] = [%(photodemo)r, %(wrappers)r]
-from luminance import luminance
+from luminance import fast_kernel, luminance
+fast_kernel()  # its imports happen before the clock starts
 paths = [line.split()[0] for line in open(%(manifest)r)]
+values, times = {}, {}
+t0 = time.perf_counter()
+for p in paths:
+    t = time.perf_counter()
+    values[p] = luminance(p)
+    times[p] = time.perf_counter() - t
+print(json.dumps({"loop_s": time.perf_counter() - t0, "values": values, "times": times}))
+'''
+
+# one of the two halves of the ideal run: imports first, then "ready", then the loop on "go"
+HALF = r'''
+import json, sys, time
+sys.path[:0] = [%(photodemo)r, %(wrappers)r]
+from luminance import fast_kernel, luminance
+fast_kernel()
+paths = json.loads(open(sys.argv[1]).read())
+sys.stdout.write("ready\n")
+sys.stdout.flush()
+sys.stdin.readline()
 t0 = time.perf_counter()
 values = {p: luminance(p) for p in paths}
 print(json.dumps({"loop_s": time.perf_counter() - t0, "values": values}))
@@ -179,6 +206,18 @@ def warm(manifest: Path) -> None:
         Path(line.split()[0]).read_bytes()
 
 
+def evict(manifest: Path) -> None:
+    """Drop the images (only them) from the page cache, as after a reboot or a large copy: the
+    user's pictures on disk, not in memory (their clean pages go; no root needed)."""
+    os.sync()
+    for line in manifest.read_text().splitlines():
+        fd = os.open(line.split()[0], os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 # ----------------------------------------------------------------------------- contenders
 
 
@@ -222,8 +261,9 @@ class Bench:
         self.reference: dict[str, float] = {}
         self.loop_s: list[float] = []
 
-    def sh(self, cmd: list[str] | str, **kw: Any) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(cmd, env=self.env, text=True, capture_output=True,
+    def sh(self, cmd: list[str] | str, env: dict[str, str] | None = None,
+           **kw: Any) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(cmd, env=env or self.env, text=True, capture_output=True,
                              shell=isinstance(cmd, str), **kw)
         if res.returncode != 0:
             raise RuntimeError(f"{cmd} failed ({res.returncode}): {res.stderr[-2000:]}")
@@ -235,7 +275,32 @@ class Bench:
                        "manifest": str(self.manifest)}
         doc = json.loads(self.sh([self.py, "-c", code]).stdout)
         self.last_loop = float(doc["loop_s"])
+        self.image_s = {k: float(v) for k, v in doc["times"].items()}
         return {k: float(v) for k, v in doc["values"].items()}
+
+    def ideal(self) -> dict[str, float]:
+        loads, halves = [0.0, 0.0], [[], []]  # type: ignore[var-annotated]
+        for path, sec in sorted(self.image_s.items(), key=lambda kv: -kv[1]):
+            k = loads.index(min(loads))
+            loads[k] += sec
+            halves[k].append(path)
+        code = HALF % {"photodemo": str(PHOTODEMO), "wrappers": str(REPO / "wrappers")}
+        procs = []
+        for k, half in enumerate(halves):
+            f = self.work / f"half{k}.json"
+            f.write_text(json.dumps(half))
+            procs.append(subprocess.Popen([self.py, "-c", code, str(f)], env=self.env,
+                                          text=True, stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE))
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        docs = [json.loads(p.communicate()[0]) for p in procs]
+        self.last_ideal = max(float(d["loop_s"]) for d in docs)
+        return {k: float(v) for d in docs for k, v in d["values"].items()}
 
     def sequential(self) -> dict[str, float]:
         job = self.seq_job
@@ -261,11 +326,12 @@ class Bench:
                 out[r["url"]] = r["luminance"]
         return out
 
-    def condorkit(self, chunk: int, *extra: str) -> Callable[[], dict[str, float]]:
+    def condorkit(self, chunk: int, *extra: str,
+                  env: dict[str, str] | None = None) -> Callable[[], dict[str, float]]:
         def go() -> dict[str, float]:
             job = self.job("ck", chunk)
             res = self.sh([self.py, "-m", "condorkit", "run", "-C", str(job), "-j", "2",
-                           "--json", *extra])
+                           "--json", *extra], env={**self.env, **(env or {})})
             report = json.loads(res.stdout)
             self.last_report = report
             return self.records(sorted((job / "results").glob("results-*.json")))
@@ -310,6 +376,10 @@ def main() -> int:
     ap.add_argument("--noise", type=float, default=0.05, help="discard a pass when other "
                     "processes used more than this many CPU seconds per second of it")
     ap.add_argument("--retries", type=int, default=3, help="re-runs of a noisy pass")
+    ap.add_argument("--cache", choices=("warm", "cold"), default="warm",
+                    help="the images in the page cache before each pass (warm: read just "
+                    "before it), or not (cold: dropped, as pictures on disk are); the limit "
+                    "and ideal passes always run warm")
     ap.add_argument("--max-wait", type=float, default=300,
                     help="seconds to wait for a quiet machine before each pass")
     args = ap.parse_args()
@@ -330,18 +400,21 @@ def main() -> int:
     many, five = max(1, n // 20), math.ceil(n / 5)
     contenders: dict[str, Callable[[], dict[str, float]]] = {
         "limit": b.limit,
+        "ideal": b.ideal,
         "sequential": b.sequential,
         f"condorkit-c{many}": b.condorkit(many),
         f"condorkit-c{five}": b.condorkit(five),
         f"condorkit-c{five}-chunk": b.condorkit(five, "--granularity", "chunk"),
         f"condorkit-c{many}-random": b.condorkit(many, "--dispatch", "random", "--seed", "1"),
         f"condorkit-c{many}-fresh": b.condorkit(many, "--no-persistent"),
+        f"condorkit-c{many}-noahead": b.condorkit(many, env={"PHOTODEMO_WINDOW": "0"}),
         "parallel": b.parallel,
         "xargs": b.xargs,
         "paexec": b.paexec,
     }
     if args.only:
-        contenders = {k: v for k, v in contenders.items() if k in args.only or k == "limit"}
+        contenders = {k: v for k, v in contenders.items()
+                      if k in args.only or k in ("limit", "ideal")}
     walls: dict[str, list[float]] = {k: [] for k in contenders}
     reports: dict[str, list[dict[str, Any]]] = {}
     names = list(contenders)
@@ -352,11 +425,16 @@ def main() -> int:
         for name in order:
             for _ in range(args.retries + 1):
                 wait_quiet(args.max_wait)
-                warm(manifest)
+                if args.cache == "cold" and name not in ("limit", "ideal"):
+                    evict(manifest)
+                else:
+                    warm(manifest)
                 b0, c0 = cpu_jiffies()[0], own_cpu()
                 t0 = time.perf_counter()
                 got = contenders[name]()
                 wall = time.perf_counter() - t0
+                if name == "ideal":  # timed inside: the two loops, not their starts
+                    wall = b.last_ideal
                 reap_orphans()
                 foreign = (cpu_jiffies()[0] - b0) / hz - (own_cpu() - c0)
                 if foreign <= args.noise * wall:
@@ -390,6 +468,8 @@ def main() -> int:
         # does not move the ratio
         pct_paired = statistics.median(100 * (n / w) / (2 * n / loop)
                                        for w, loop in zip(walls[name], b.loop_s, strict=True))
+        ideal_paired = statistics.median(i / w for w, i in zip(walls[name], walls["ideal"],
+                                                               strict=True))
         pax_paired = (statistics.median(w / p for w, p in zip(walls[name], walls["paexec"],
                                                                   strict=True))
                       if pax else None)
@@ -397,6 +477,7 @@ def main() -> int:
                      "rows_per_s": round(rate, 2),
                      "pct_of_limit": round(100 * rate / limit_rate, 1),
                      "pct_of_limit_paired": round(pct_paired, 1),
+                     "pct_of_ideal_paired": round(100 * ideal_paired, 1),
                      "x_parallel": round(rate / par, 2) if par else None,
                      "x_paexec_time": round(med / pax, 3) if pax else None,
                      "x_paexec_paired": round(pax_paired, 3) if pax_paired else None,
@@ -404,15 +485,17 @@ def main() -> int:
                      "discarded": discarded[name],
                      "runs": reports.get(name)})
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    head = (f"{n} JPEGs of 2-4 MP, {args.rounds} interleaved round(s); kernel in one in-process "
+    head = (f"{n} JPEGs of 2-4 MP, {args.cache} page cache, {args.rounds} interleaved "
+            f"round(s); kernel in one in-process "
             f"loop: {rate1:.2f} images/s on one core (median of {len(b.loop_s)}), physical limit "
             f"2 x {rate1:.2f} = {limit_rate:.2f} images/s")
     md = [head, "", "| contender | median wall (s) | rows/s | % of limit | % of limit (paired) "
-          "| x GNU parallel (speed) | x paexec (time) | x paexec (paired) |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|"]
+          "| % of ideal (paired) | x GNU parallel (speed) | x paexec (time) | x paexec (paired) |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         md.append(f"| {r['contender']} | {r['median_wall_s']:.2f} | {r['rows_per_s']:.2f} | "
                   f"{r['pct_of_limit']:.1f} | {r['pct_of_limit_paired']:.1f} | "
+                  f"{r['pct_of_ideal_paired']:.1f} | "
                   f"{r['x_parallel'] if r['x_parallel'] else '-'} | "
                   f"{r['x_paexec_time'] if r['x_paexec_time'] else '-'} | "
                   f"{r['x_paexec_paired'] if r['x_paexec_paired'] else '-'} |")
@@ -429,7 +512,8 @@ def main() -> int:
     (args.out / f"local-bench-{stamp}.md").write_text(text)
     (args.out / f"local-bench-{stamp}.json").write_text(json.dumps(
         {"images": n, "rounds": args.rounds, "loop_s": b.loop_s, "rate1": rate1,
-         "limit_rate": limit_rate, "rows": rows, "command": " ".join(sys.argv)}, indent=2))
+         "limit_rate": limit_rate, "cache": args.cache, "rows": rows,
+         "command": " ".join(sys.argv)}, indent=2))
     print(text)
     print(f"written: {args.out / f'local-bench-{stamp}.md'}", file=sys.stderr)
     return 0
