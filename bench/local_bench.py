@@ -11,7 +11,8 @@ sequential ones) and is timed from the outside, start-up included:
   between them by their times in the latest ``limit`` pass (longest first, each to the less
   loaded loop), timed inside from the common start to the later end. What two busy cores really
   give (they share caches and memory bandwidth, and a VM's host), so ``% of ideal`` is the
-  share any engine can still win;
+  share any engine can still win; ``ideal+start`` is the same pass timed from the outside, the
+  two interpreters' start and imports included: the floor for an engine that starts Python;
 - ``sequential``: the photodemo program itself over all rows in one process;
 - ``condorkit-cN``: ``condorkit run -j2`` on a job whose chunk size is N (scratch folders,
   validation, joblog and all; a fresh job folder state each pass), in persistent workers (one
@@ -286,6 +287,7 @@ class Bench:
             halves[k].append(path)
         code = HALF % {"photodemo": str(PHOTODEMO), "wrappers": str(REPO / "wrappers")}
         procs = []
+        t0 = time.perf_counter()
         for k, half in enumerate(halves):
             f = self.work / f"half{k}.json"
             f.write_text(json.dumps(half))
@@ -300,6 +302,7 @@ class Bench:
             p.stdin.flush()
         docs = [json.loads(p.communicate()[0]) for p in procs]
         self.last_ideal = max(float(d["loop_s"]) for d in docs)
+        self.last_ideal_started = time.perf_counter() - t0
         return {k: float(v) for d in docs for k, v in d["values"].items()}
 
     def sequential(self) -> dict[str, float]:
@@ -418,8 +421,9 @@ def main() -> int:
     walls: dict[str, list[float]] = {k: [] for k in contenders}
     reports: dict[str, list[dict[str, Any]]] = {}
     names = list(contenders)
+    walls["ideal+start"] = []  # filled by the ideal passes
     hz = os.sysconf("SC_CLK_TCK")
-    discarded: dict[str, int] = {k: 0 for k in contenders}
+    discarded: dict[str, int] = {k: 0 for k in [*contenders, "ideal+start"]}
     for rnd in range(args.rounds):
         order = names if rnd % 2 == 0 else names[::-1]
         for name in order:
@@ -447,6 +451,8 @@ def main() -> int:
                 b.reference = b.reference or got
             check(name, got, b.reference or got)
             walls[name].append(wall)
+            if name == "ideal":
+                walls["ideal+start"].append(b.last_ideal_started)
             if name.startswith("condorkit"):
                 rep = b.last_report
                 reports.setdefault(name, []).append(
@@ -458,7 +464,7 @@ def main() -> int:
     par = n / statistics.median(walls["parallel"]) if "parallel" in walls else None
     pax = statistics.median(walls["paexec"]) if "paexec" in walls else None
     rows = []
-    for name in names:
+    for name in [names[0], names[1], "ideal+start", *names[2:]]:
         if name == "limit":
             continue
         med = statistics.median(walls[name])
