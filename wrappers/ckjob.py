@@ -546,11 +546,11 @@ def readahead(url, max_bytes):
     back under pressure). http(s) URLs, missing and non-regular files: nothing. Returns True
     when the hint was given; never raises."""
     advise = getattr(os, "posix_fadvise", None)
-    parsed = urllib.parse.urlsplit(url)
-    scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
-    if advise is None or scheme not in ("", "file"):
-        return False
     try:
+        parsed = urllib.parse.urlsplit(url)
+        scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
+        if advise is None or scheme not in ("", "file"):
+            return False
         path = _local_path(url, scheme, parsed)
         if not os.path.isfile(path):  # never open a device or a FIFO
             return False
@@ -617,7 +617,10 @@ def fetch(url, *, timeout, retries, max_bytes, budget=None, index=0, agent="cond
     it references no partial body.
     """
     budget = budget if budget is not None else Budget(1 << 62)
-    parsed = urllib.parse.urlsplit(url)
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: the row's input, not its decoding
+        raise FetchError("malformed URL: %s" % exc)
     scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
     if scheme in ("", "file"):
         reason = None

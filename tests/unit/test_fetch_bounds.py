@@ -134,6 +134,13 @@ def test_local_inputs_must_be_regular_files(tmp_path: Path, kind: str) -> None:
     assert why.startswith(("no such file", "not a regular file")), why
 
 
+@pytest.mark.parametrize("url", ["http://[::1/a.jpg", "file://[fe80::1/a.jpg",
+                                 "https://[zz]/a.jpg"])
+def test_a_malformed_url_is_a_fetch_error(url: str) -> None:
+    with pytest.raises(ckjob.FetchError, match="malformed URL"):
+        fetch(url)
+
+
 def test_importing_ckjob_loads_no_http_machinery() -> None:
     """condorkit and every job import ckjob for its formats; HTTP (http.client, urllib.request,
     email, ssl: ~30 ms; socket: ~3.5 ms) is loaded by the first http(s) fetch only."""

@@ -66,7 +66,7 @@ def test_readahead_asks_for_no_more_than_the_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["http", "https", "ftp", "other-host", "missing", "fifo",
-                                  "dev-zero", "folder", "dangling", "nul"])
+                                  "dev-zero", "folder", "dangling", "nul", "bad-url"])
 def test_readahead_opens_nothing_but_a_regular_local_file(tmp_path: Path, kind: str) -> None:
     p = tmp_path / "input.jpg"
     url = str(p)
@@ -85,6 +85,8 @@ def test_readahead_opens_nothing_but_a_regular_local_file(tmp_path: Path, kind: 
         p.symlink_to(tmp_path / "nowhere")
     elif kind == "nul":
         url = str(p) + "\x00.jpg"
+    elif kind == "bad-url":
+        url = "file://[::1/input.jpg"  # urlsplit raises ValueError
     assert ckjob.readahead(url, 1 << 20) is False
 
 
