@@ -531,6 +531,17 @@ def _http_get(url, budget, index, timeout, max_bytes, agent):
     return body
 
 
+def _split(url):
+    """``(parsed, scheme)`` of an input URL; a one-letter "scheme" is a Windows drive, so a
+    plain path. A malformed URL (e.g. an unclosed IPv6 bracket) is a :class:`FetchError`: the
+    row's input is wrong, not its decoding."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise FetchError("malformed URL: %s" % exc)
+    return parsed, (parsed.scheme.lower() if len(parsed.scheme) > 1 else "")
+
+
 def _local_path(url, scheme, parsed):
     """The path a ``file://`` URL (this machine only) or a plain path names."""
     if scheme == "file" and parsed.netloc.lower() not in ("", "localhost"):
@@ -547,8 +558,7 @@ def readahead(url, max_bytes):
     when the hint was given; never raises."""
     advise = getattr(os, "posix_fadvise", None)
     try:
-        parsed = urllib.parse.urlsplit(url)
-        scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
+        parsed, scheme = _split(url)
         if advise is None or scheme not in ("", "file"):
             return False
         path = _local_path(url, scheme, parsed)
@@ -617,11 +627,7 @@ def fetch(url, *, timeout, retries, max_bytes, budget=None, index=0, agent="cond
     it references no partial body.
     """
     budget = budget if budget is not None else Budget(1 << 62)
-    try:
-        parsed = urllib.parse.urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: the row's input, not its decoding
-        raise FetchError("malformed URL: %s" % exc)
-    scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
+    parsed, scheme = _split(url)
     if scheme in ("", "file"):
         reason = None
         try:
