@@ -464,7 +464,8 @@ def main() -> int:
     par = n / statistics.median(walls["parallel"]) if "parallel" in walls else None
     pax = statistics.median(walls["paexec"]) if "paexec" in walls else None
     rows = []
-    for name in [names[0], names[1], "ideal+start", *names[2:]]:
+    after = names.index("ideal") + 1
+    for name in [*names[:after], "ideal+start", *names[after:]]:
         if name == "limit":
             continue
         med = statistics.median(walls[name])
