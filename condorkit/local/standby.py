@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import IO
 
+from condorkit.model.host import cores
 from condorkit.model.interpreter import ENV_VAR, job_env
 from condorkit.model.packaged import packaged
 from condorkit.model.starterenv import worker_env
@@ -34,14 +35,6 @@ def can_clone() -> bool:
         return True
     except (AttributeError, OSError):
         return False
-
-
-def cores() -> int:
-    """All the cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def clone_channel() -> tuple[int, int, IO[str], IO[str]]:

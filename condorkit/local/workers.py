@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from condorkit.errors import CondorkitError
-from condorkit.local.standby import Standby, can_clone, clone_channel, cores
+from condorkit.local.standby import Standby, can_clone, clone_channel
 from condorkit.model.config import JobConfig
+from condorkit.model.host import cores
 from condorkit.model.interpreter import ENV_VAR, job_env
 from condorkit.model.layout import worker_log
 from condorkit.model.packaged import packaged

@@ -20,7 +20,6 @@ the CLI renders :class:`AggregateReport`.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import threading
 from array import array
@@ -33,6 +32,7 @@ from typing import Any
 
 from condorkit.errors import ResultsError
 from condorkit.model.fileio import check_output, write_output
+from condorkit.model.host import cores
 from condorkit.model.results import ResultsFile, find_results, load_results, name_start
 from condorkit.report.chart import chart_data, pick_fields, render_page
 
@@ -354,13 +354,6 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _iter_compact(paths: list[Path], fields: tuple[str, str, str], workers: int,
                   col: _Collector) -> Iterator[_Compact]:
     """Load files in the order given; with many files, parse and check them in workers.
@@ -445,7 +438,7 @@ def aggregate(
     title = title or (f"{chosen.y} vs. {chosen.x}" if chosen.x and chosen.y else DEFAULT_TITLE)
     col = _Collector(expected_rows, density_threshold)
     invalid: list[tuple[str, str]] = []
-    nworkers = _default_workers() if workers is None else workers
+    nworkers = cores() if workers is None else workers
     for c in _iter_compact(files_list, (x_field, y_field, label_field), nworkers, col):
         stale = None if c.problems or expected_keys is None else _stale(c, expected_keys)
         if c.problems:
