@@ -383,6 +383,9 @@ def main() -> int:
                     help="the images in the page cache before each pass (warm: read just "
                     "before it), or not (cold: dropped, as pictures on disk are); the limit "
                     "and ideal passes always run warm")
+    ap.add_argument("--chunk", type=int, action="append", default=[], metavar="ROWS",
+                    help="also run condorkit-cROWS (e.g. --chunk 200: the tutorial's "
+                    "mksubmit 200; repeatable)")
     ap.add_argument("--max-wait", type=float, default=300,
                     help="seconds to wait for a quiet machine before each pass")
     args = ap.parse_args()
@@ -415,9 +418,14 @@ def main() -> int:
         "xargs": b.xargs,
         "paexec": b.paexec,
     }
-    if args.only:
+    asked = [f"condorkit-c{rows}" for rows in args.chunk]
+    for rows in args.chunk:
+        if rows < 1:
+            sys.exit(f"--chunk needs at least 1 row, got {rows}")
+        contenders.setdefault(f"condorkit-c{rows}", b.condorkit(rows))
+    if args.only is not None:  # a --chunk contender was asked for by name: it stays
         contenders = {k: v for k, v in contenders.items()
-                      if k in args.only or k in ("limit", "ideal")}
+                      if k in args.only or k in ("limit", "ideal") or k in asked}
     walls: dict[str, list[float]] = {k: [] for k in contenders}
     reports: dict[str, list[dict[str, Any]]] = {}
     names = list(contenders)
