@@ -179,7 +179,7 @@ sys.exit(main())
 _AGG_PACKAGES = (("condorkit", "condorkit/", ("__init__.py", "errors.py", "version.py")),
                  ("condorkit.model", "condorkit/model/", ("__init__.py", "results.py",
                                                           "layout.py", "validity.py",
-                                                          "fileio.py")),
+                                                          "fileio.py", "host.py")),
                  ("condorkit.report", "condorkit/report/", ("__init__.py", "aggregate.py",
                                                             "chart.py")),
                  ("condorkit.wrappers", "condorkit/wrappers/", ("__init__.py", "ckjob.py")))
