@@ -178,8 +178,8 @@ sys.exit(main())
 # The FINAL node's zipapp carries the standard-library-only modules aggregation imports.
 _AGG_PACKAGES = (("condorkit", "condorkit/", ("__init__.py", "errors.py", "version.py")),
                  ("condorkit.model", "condorkit/model/", ("__init__.py", "results.py",
-                                                          "layout.py", "validity.py",
-                                                          "fileio.py", "host.py")),
+                                                          "layout.py", "fileio.py",
+                                                          "host.py")),
                  ("condorkit.report", "condorkit/report/", ("__init__.py", "aggregate.py",
                                                             "chart.py")),
                  ("condorkit.wrappers", "condorkit/wrappers/", ("__init__.py", "ckjob.py")))

@@ -18,6 +18,7 @@ import pytest
 from condorkit.wrappers import ckjob
 
 from condorkit.condor.dag import (
+    _AGG_PACKAGES,
     build_aggregator,
     collect_graph,
     write_graph_dag,
@@ -174,6 +175,8 @@ def test_aggregator_bytes_are_deterministic(tmp_path: Path) -> None:
     assert {"__main__.py", "condorkit/report/aggregate.py", "condorkit/wrappers/ckjob.py",
             "condorkit/report/chart.py"} <= set(names)
     assert any(n.startswith("condorkit/report/html/") and n.endswith(".html") for n in names)
+    # every module the list names is carried: a stale or misspelt name fails here
+    assert {prefix + name for _, prefix, files in _AGG_PACKAGES for name in files} <= set(names)
 
 
 # ----------------------------------------------------------------------------- graph DAG
