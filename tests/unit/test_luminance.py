@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -133,13 +134,30 @@ def test_bad_rows_become_errors_and_the_chunk_goes_on(tmp_path: Path, kernel: st
 
 class CountingServer(FaultyServer):
     """FaultyServer that also records the most connections open at once (urllib opens one per
-    request, so this is the number of requests in flight)."""
+    request, so this is the number of requests in flight) and when each request arrived.
+
+    The connection gauge can overcount by one: the server sees a closed connection's end on its
+    own thread, possibly after the client's next connection arrived. Arrival times have no such
+    race: a response starts no sooner than ``latency_s`` after its request arrived, so a client
+    that waits for each response sends no request sooner than that after the one before
+    (:meth:`min_gap`)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         self.open_now = 0
         self.open_max = 0
+        self.arrivals: list[float] = []
         self._gauge = threading.Lock()
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def _count(self, path: str) -> int:
+        with self._gauge:
+            self.arrivals.append(time.monotonic())
+        return super()._count(path)
+
+    def min_gap(self) -> float:
+        """The shortest time between two requests' arrivals (inf with fewer than two)."""
+        t = sorted(self.arrivals)
+        return min((b - a for a, b in zip(t, t[1:], strict=False)), default=float("inf"))
 
     def _opened(self, conn) -> None:  # type: ignore[no-untyped-def]
         with self._gauge:
@@ -200,8 +218,19 @@ def test_sequential_mode_has_one_request_at_a_time(tmp_path: Path) -> None:
     with CountingServer(tmp_path / "img", latency_s=0.05) as srv:
         doc = _run(_scratch(tmp_path, [srv.url(f.path.name) for f in files]),
                    PHOTODEMO_WINDOW="0")
-        assert srv.open_max == 1
+        # each request came after the response to the one before began (fetch-ahead sends the
+        # next ones at once, well within the latency)
+        assert len(srv.arrivals) == 3 and srv.min_gap() >= 0.05 * 0.9, srv.arrivals
     assert doc["errors"] == 0 and doc["fetch"]["peak_inflight"] == 1
+
+
+def test_fetch_ahead_requests_arrive_within_one_latency(tmp_path: Path) -> None:
+    """The counterpart of the sequential check: with fetch-ahead the arrival gap is short."""
+    files = write_corpus(tmp_path / "img", 3, sizes=[(120, 90)], seed=6)
+    with CountingServer(tmp_path / "img", latency_s=0.3) as srv:
+        _run(_scratch(tmp_path, [srv.url(f.path.name) for f in files]),
+             PHOTODEMO_WINDOW="4", PHOTODEMO_FETCHERS="4")
+        assert len(srv.arrivals) == 3 and srv.min_gap() < 0.3 * 0.9, srv.arrivals
 
 
 def test_memory_stays_within_budget_plus_one_image(tmp_path: Path) -> None:
