@@ -542,6 +542,15 @@ def _split(url):
     return parsed, (parsed.scheme.lower() if len(parsed.scheme) > 1 else "")
 
 
+def is_remote(url):
+    """True for an http(s) URL (worth fetching ahead, on a thread); False for a local input (a
+    path, ``file://``) and for a malformed URL (its fetch fails at once, naming it)."""
+    try:
+        return _split(url)[1] in ("http", "https")
+    except FetchError:
+        return False
+
+
 def _local_path(url, scheme, parsed):
     """The path a ``file://`` URL (this machine only) or a plain path names."""
     if scheme == "file" and parsed.netloc.lower() not in ("", "localhost"):

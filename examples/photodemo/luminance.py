@@ -232,20 +232,16 @@ def _measure(row, get, budget):
     return rec
 
 
-def remote(url):
-    """True for an http(s) URL: worth fetching ahead on a thread. A local file (a path,
-    ``file://``) is read when its row is due, and only hinted to the kernel ahead of time."""
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    return scheme in ("http", "https")
-
-
 def measure_rows(rows, budget=None):
     """Fetch remote rows ahead, have the kernel read local rows ahead, and measure every row;
     returns ``(records, budget)``."""
     budget = budget or Budget(BUDGET)
     records = []
     window = max(0, WINDOW)
-    ahead = [i for i, row in enumerate(rows) if remote(row["url"])] if window else []
+    # remote rows are fetched ahead on threads; a local file is read when its row is due, and
+    # only hinted to the kernel ahead of time
+    remote = [ckjob.is_remote(row["url"]) for row in rows] if window else []
+    ahead = [i for i, far in enumerate(remote) if far]
     futures = {}
     with ThreadPoolExecutor(max_workers=max(1, FETCHERS)) as pool:
         k = 0  # next remote row to submit
@@ -257,7 +253,7 @@ def measure_rows(rows, budget=None):
                 k += 1
             hinted = max(hinted, i + 1)
             while hinted < min(len(rows), i + 1 + window):  # the local rows in the window:
-                if not remote(rows[hinted]["url"]):  # the disk reads them during this row
+                if not remote[hinted]:  # the disk reads them during this row
                     ckjob.readahead(rows[hinted]["url"], MAX_BYTES)
                 hinted += 1
             budget.advance(i)

@@ -141,6 +141,15 @@ def test_a_malformed_url_is_a_fetch_error(url: str) -> None:
         fetch(url)
 
 
+@pytest.mark.parametrize(("url", "remote"), [
+    ("http://127.0.0.1/a.jpg", True), ("HTTPS://127.0.0.1/a.jpg", True),
+    ("/data/a.jpg", False), ("a:b.jpg", False), ("file:///data/a.jpg", False),
+    ("C:\\data\\a.jpg", False), ("ftp://127.0.0.1/a.jpg", False),
+    ("http://[::1/a.jpg", False)])
+def test_is_remote_tells_http_from_local_inputs_as_fetch_does(url: str, remote: bool) -> None:
+    assert ckjob.is_remote(url) is remote
+
+
 def test_importing_ckjob_loads_no_http_machinery() -> None:
     """condorkit and every job import ckjob for its formats; HTTP (http.client, urllib.request,
     email, ssl: ~30 ms; socket: ~3.5 ms) is loaded by the first http(s) fetch only."""
